@@ -1,0 +1,109 @@
+"""Summaries, plots and GIFs of closed-loop episodes (no ROS, no sim: plain records in, files out)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+
+@dataclass
+class EpisodeRecord:
+    task: str
+    policy: str  # "planner" or "random"
+    seed: int
+    success: bool
+    final_distance_m: float
+    initial_distance_m: float
+    steps: int
+    distances_m: List[float] = field(default_factory=list)  # distance to goal after every control tick
+    tick_latency_ms: List[float] = field(default_factory=list)  # planner: image stamp -> command received
+    stop_reason: str = ""
+    frames: Optional[List[np.ndarray]] = None  # [H, 2W, 3] uint8 (current | goal), only for GIF episodes
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else float("nan")
+
+
+def summarize(task: str, records: List[EpisodeRecord]) -> Dict[str, object]:
+    """One JSON-able object: the planner and the random baseline side by side, measured in the same run."""
+    planner = [r for r in records if r.policy == "planner"]
+    random = [r for r in records if r.policy == "random"]
+    latencies = [x for r in planner for x in r.tick_latency_ms]
+
+    def rate(rs: List[EpisodeRecord]) -> float:
+        return float(np.mean([r.success for r in rs])) if rs else float("nan")
+
+    def mean_final(rs: List[EpisodeRecord]) -> float:
+        return float(np.mean([r.final_distance_m for r in rs])) if rs else float("nan")
+
+    return {
+        "task": task,
+        "episodes": len(planner),
+        "success_rate": rate(planner),
+        "random_success_rate": rate(random),
+        "mean_final_distance": mean_final(planner),
+        "random_mean_final_distance": mean_final(random),
+        "mean_initial_distance": float(np.mean([r.initial_distance_m for r in planner])) if planner else float("nan"),
+        "mean_steps": float(np.mean([r.steps for r in planner])) if planner else float("nan"),
+        "tick_latency_p50_ms": percentile(latencies, 50),
+        "tick_latency_p95_ms": percentile(latencies, 95),
+        "stop_reasons": sorted({r.stop_reason for r in planner if r.stop_reason}),
+    }
+
+
+def format_table(summaries: List[Dict[str, object]]) -> str:
+    head = (f"{'task':<6} {'episodes':>8} {'planner':>8} {'random':>8} {'final dist (m)':>15} "
+            f"{'random dist':>12} {'tick p95 (ms)':>14}")
+    lines = [head, "-" * len(head)]
+    for s in summaries:
+        lines.append(
+            f"{s['task']:<6} {s['episodes']:>8} {s['success_rate']:>8.0%} {s['random_success_rate']:>8.0%} "
+            f"{s['mean_final_distance']:>15.3f} {s['random_mean_final_distance']:>12.3f} "
+            f"{s['tick_latency_p95_ms']:>14.1f}"
+        )
+    return "\n".join(lines)
+
+
+def plot_distances(records: List[EpisodeRecord], path: Path, tolerance_m: Dict[str, float]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({r.task for r in records})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for r in records:
+            if r.task != task:
+                continue
+            colour = "tab:blue" if r.policy == "planner" else "tab:gray"
+            ax.plot(np.arange(len(r.distances_m)), r.distances_m, color=colour, alpha=0.6, lw=1.2,
+                    label=r.policy)
+        if task in tolerance_m:
+            ax.axhline(tolerance_m[task], color="tab:green", ls="--", lw=1, label="success tolerance")
+        handles, labels = ax.get_legend_handles_labels()
+        uniq = dict(zip(labels, handles))
+        ax.legend(uniq.values(), uniq.keys(), fontsize=8)
+        ax.set_title(f"{task}: distance to goal")
+        ax.set_xlabel("control tick")
+        ax.set_ylabel("distance (m)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_gif(frames: List[np.ndarray], path: Path, fps: float = 8.0, scale: int = 3) -> Path:
+    """Frames [H, W, 3] uint8, nearest-upscaled so 64-px renders are visible."""
+    import imageio.v2 as imageio
+
+    if not frames:
+        raise ValueError("write_gif: no frames")
+    big = [np.repeat(np.repeat(f, scale, axis=0), scale, axis=1) for f in frames]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimsave(path, big, duration=1.0 / fps, loop=0)
+    return path
