@@ -1,0 +1,132 @@
+"""Model configs: the ViT encoder, the action-conditioned predictor and the world model that holds both.
+
+Every field is stored in the checkpoint JSON, so a checkpoint rebuilds its model from the file alone.
+Size factories: ``WorldModelConfig.tiny()`` (the default, trains and plans on a 2-core CPU) and
+``WorldModelConfig.vit_s16_224()`` (ViT-S/16 at 224x224 for GPU / Jetson users).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List
+
+from ami_world_model.config import ActionSpec, ConfigError, ImageSpec, StateSpec
+
+
+@dataclass
+class EncoderConfig:
+    """ViT encoder: patch grid -> pre-norm transformer -> pooled "latent grid" of N tokens of dim D."""
+
+    patch_size: int = 8  # 64x64 input -> 8x8 patch grid
+    embed_dim: int = 96  # D, the latent dim the predictor and planner see
+    depth: int = 4
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    pool: int = 2  # average-pool the patch grid pool x pool -> 4x4 = 16 latent tokens (cheap planning)
+
+    def __post_init__(self) -> None:
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(f"EncoderConfig: embed_dim {self.embed_dim} not divisible by num_heads {self.num_heads}")
+        if min(self.patch_size, self.embed_dim, self.depth, self.num_heads, self.pool) < 1:
+            raise ConfigError(f"EncoderConfig: sizes must be positive, got {self}")
+
+    def grid(self, image: ImageSpec) -> List[int]:
+        """Patch grid [gh, gw] for ``image``; raises ConfigError when sizes do not divide."""
+        if image.height % self.patch_size or image.width % self.patch_size:
+            raise ConfigError(
+                f"image {image.height}x{image.width} is not a multiple of patch_size {self.patch_size}"
+            )
+        gh, gw = image.height // self.patch_size, image.width // self.patch_size
+        if gh % self.pool or gw % self.pool:
+            raise ConfigError(f"patch grid {gh}x{gw} is not a multiple of pool {self.pool}")
+        return [gh, gw]
+
+    def latent_grid(self, image: ImageSpec) -> List[int]:
+        gh, gw = self.grid(image)
+        return [gh // self.pool, gw // self.pool]
+
+
+@dataclass
+class PredictorConfig:
+    """Action-conditioned predictor: block-causal transformer over k frames of (action, [state], latents)."""
+
+    embed_dim: int = 64
+    depth: int = 2
+    num_heads: int = 4
+    mlp_ratio: float = 2.0
+    max_frames: int = 8  # temporal position table size; context_frames must not exceed it
+
+    def __post_init__(self) -> None:
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(
+                f"PredictorConfig: embed_dim {self.embed_dim} not divisible by num_heads {self.num_heads}"
+            )
+        if min(self.embed_dim, self.depth, self.num_heads, self.max_frames) < 1:
+            raise ConfigError(f"PredictorConfig: sizes must be positive, got {self}")
+
+
+@dataclass
+class JepaConfig:
+    """The narrow JEPA predictor used only while pretraining the encoder (not part of the world model)."""
+
+    embed_dim: int = 64
+    depth: int = 2
+    num_heads: int = 4
+    mlp_ratio: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(f"JepaConfig: embed_dim {self.embed_dim} not divisible by num_heads {self.num_heads}")
+
+
+@dataclass
+class WorldModelConfig:
+    """Everything needed to rebuild a WorldModel (stored in its checkpoint JSON)."""
+
+    image: ImageSpec = field(default_factory=ImageSpec)
+    action: ActionSpec = field(default_factory=ActionSpec)
+    state: StateSpec = field(default_factory=StateSpec)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    context_frames: int = 1  # k: frames of latents the predictor conditions on
+    metrics: Dict[str, Any] = field(default_factory=dict)  # validation errors (val_one_step_l1, ...)
+    data: Dict[str, Any] = field(default_factory=dict)  # training data summary (EpisodeSet.summary())
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.context_frames <= self.predictor.max_frames:
+            raise ConfigError(
+                f"context_frames {self.context_frames} must be in [1, predictor.max_frames="
+                f"{self.predictor.max_frames}]"
+            )
+        self.encoder.grid(self.image)  # raises when the image and patch sizes disagree
+        if len(self.state.mean) != self.state.dim or len(self.state.std) != self.state.dim:
+            raise ConfigError(f"StateSpec: mean/std must have {self.state.dim} entries, got {self.state}")
+        if any(s <= 0 for s in self.state.std):
+            raise ConfigError(f"StateSpec.std must be positive, got {self.state.std}")
+
+    @property
+    def num_latents(self) -> int:
+        """N, latent tokens per frame."""
+        gh, gw = self.encoder.latent_grid(self.image)
+        return gh * gw
+
+    @property
+    def latent_dim(self) -> int:
+        """D, the latent token dim."""
+        return self.encoder.embed_dim
+
+    @classmethod
+    def tiny(cls, **overrides: Any) -> WorldModelConfig:
+        """Default CPU model: 64x64 input, 8x8 patches of dim 96, 16 latent tokens, 2-layer predictor."""
+        return cls(**overrides)
+
+    @classmethod
+    def vit_s16_224(cls, **overrides: Any) -> WorldModelConfig:
+        """ViT-S/16 at 224x224 (14x14 patches, 7x7 latent grid after 2x2 pooling), for GPU / Jetson."""
+        kw: Dict[str, Any] = dict(
+            image=ImageSpec(height=224, width=224, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+            encoder=EncoderConfig(patch_size=16, embed_dim=384, depth=12, num_heads=6, mlp_ratio=4.0, pool=2),
+            predictor=PredictorConfig(embed_dim=384, depth=6, num_heads=6, mlp_ratio=4.0, max_frames=16),
+            context_frames=2,
+        )
+        kw.update(overrides)
+        return cls(**kw)
