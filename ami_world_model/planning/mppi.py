@@ -1,0 +1,53 @@
+"""MPPI update: the new mean is the exp(-cost / temperature)-weighted average of all candidates.
+
+The temperature is in units of the iteration's cost standard deviation, so one value works for any latent
+scale (an L1 energy on normalised latents and an L2 energy on raw ones alike). The std is the weighted
+spread, smoothed and floored like CEM's.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+from torch import Tensor
+
+
+def mppi_weights(costs: Tensor, temperature: float) -> Tensor:
+    """``[S]`` softmax weights ``exp(-(c - min c) / (temperature * std c))``; +inf costs get weight 0."""
+    finite = torch.isfinite(costs)
+    c = torch.where(finite, costs, torch.zeros_like(costs))
+    n = finite.sum()
+    mean = c.sum() / n.clamp(min=1)
+    var = (torch.where(finite, c - mean, torch.zeros_like(c)).square().sum() / n.clamp(min=1))
+    scale = temperature * var.sqrt().clamp(min=1e-12)
+    logits = torch.where(finite, -(c - c[finite].min()) / scale, torch.full_like(c, -torch.inf))
+    return torch.softmax(logits, dim=0)
+
+
+def mppi_update(
+    samples: Tensor,
+    costs: Tensor,
+    mean: Tensor,
+    std: Tensor,
+    temperature: float,
+    momentum: float,
+    min_std: Tensor,
+) -> Tuple[Tensor, Tensor]:
+    """One MPPI update.
+
+    Args:
+        samples: ``[S, H, A]`` evaluated (feasible) sequences.
+        costs: ``[S]`` their costs (non-finite costs must already be +inf; at least one finite).
+        mean, std: ``[H, A]`` current sampling distribution.
+        temperature: lambda, in units of the cost std.
+        momentum: weight of the old mean/std in the new one.
+        min_std: ``[A]`` absolute std floor.
+    Returns:
+        The new ``(mean, std)``, each ``[H, A]``.
+    """
+    w = mppi_weights(costs, temperature)[:, None, None]  # [S, 1, 1]
+    w_mean = (w * samples).sum(dim=0)  # [H, A]
+    w_std = (w * (samples - w_mean).square()).sum(dim=0).sqrt()
+    new_mean = momentum * mean + (1.0 - momentum) * w_mean
+    new_std = momentum * std + (1.0 - momentum) * w_std
+    return new_mean, torch.maximum(new_std, min_std)
