@@ -1,0 +1,158 @@
+"""OnnxRuntimeBackend: the exported ONNX graphs on ONNX Runtime (CPU EP; CUDA / TensorRT EPs on a GPU)."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ami_world_model.inference import onnx_io
+from ami_world_model.inference.base import Backend
+from ami_world_model.inference.errors import BackendError
+from ami_world_model.models.config import WorldModelConfig
+
+log = logging.getLogger(__name__)
+
+
+def default_threads() -> int:
+    """Intra-op threads: the cores this process may use, at most 8 (more only adds sync overhead for
+    graphs this small, and the planner node shares the machine with the ROS executor)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(8, n))
+
+
+def import_ort():
+    """onnxruntime, or BackendError saying how to install it."""
+    try:
+        import onnxruntime
+    except ImportError as e:
+        raise BackendError(
+            "onnxruntime backend asked for, but the `onnxruntime` package is not installed "
+            "(pip install onnxruntime, or onnxruntime-gpu on an NVIDIA machine)"
+        ) from e
+    return onnxruntime
+
+
+class OnnxRuntimeBackend(Backend):
+    """Runs ``encoder.onnx`` and ``predictor.onnx`` (see onnx_io for their contract).
+
+    Args:
+        config: the checkpoint's config; the graphs' shapes are checked against it (BackendError).
+        encoder_onnx, predictor_onnx: the exported files.
+        device: "cpu" (CPU EP) or "cuda[:i]" (CUDA EP; inputs/outputs stay on the GPU via io binding).
+        num_threads: intra-op threads for the CPU EP (default: ``default_threads()``).
+        weights_sha256: when given, graphs exported from other weights are refused.
+        tensorrt_ep: on CUDA, put ONNX Runtime's TensorRT EP first (engines cached in ``trt_cache_dir``).
+    """
+
+    name = "onnxruntime"
+    differentiable = False
+
+    def __init__(
+        self,
+        config: WorldModelConfig,
+        encoder_onnx: Union[str, Path],
+        predictor_onnx: Union[str, Path],
+        device: str = "cpu",
+        num_threads: Optional[int] = None,
+        weights_sha256: Optional[str] = None,
+        tensorrt_ep: bool = False,
+        trt_cache_dir: Optional[Union[str, Path]] = None,
+    ) -> None:
+        super().__init__(config, torch.device(device))
+        ort = import_ort()
+        self._providers = self._pick_providers(ort, tensorrt_ep, trt_cache_dir)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.intra_op_num_threads = num_threads or default_threads()
+        opts.inter_op_num_threads = 1  # sequential graphs: a second pool only competes for cores
+        opts.log_severity_level = 3  # errors only; shape-inference warnings are noise here
+        self._sessions: Dict[str, object] = {}
+        for role, path in (("encoder", encoder_onnx), ("predictor", predictor_onnx)):
+            path = Path(path)
+            if not path.is_file():
+                raise BackendError(f"onnxruntime backend: {role} ONNX file {path} does not exist")
+            try:
+                sess = ort.InferenceSession(str(path), sess_options=opts, providers=self._providers)
+            except Exception as e:  # ORT raises its own exception types for corrupt / invalid files
+                raise BackendError(f"onnxruntime backend: cannot load {path}: {e}") from e
+            self._check(sess, role, path, weights_sha256)
+            self._sessions[role] = sess
+        self._inputs: List[str] = onnx_io.predictor_inputs(config)
+        log.info("onnxruntime backend on %s with %s", self.device, self._providers[0])
+
+    def _pick_providers(self, ort, tensorrt_ep: bool, trt_cache_dir) -> List:
+        available = ort.get_available_providers()
+        if self.device.type == "cpu":
+            return ["CPUExecutionProvider"]
+        if self.device.type != "cuda":
+            raise BackendError(f"onnxruntime backend: unsupported device {self.device}")
+        if "CUDAExecutionProvider" not in available:
+            raise BackendError(
+                f"onnxruntime backend: device {self.device} asked for, but this onnxruntime has no CUDA "
+                f"execution provider (available: {available}); install onnxruntime-gpu"
+            )
+        idx = self.device.index if self.device.index is not None else 0
+        providers: List = [("CUDAExecutionProvider", {"device_id": idx}), "CPUExecutionProvider"]
+        if tensorrt_ep:
+            if "TensorrtExecutionProvider" not in available:
+                raise BackendError("onnxruntime backend: TensorRT EP asked for but not available in onnxruntime")
+            trt_opts = {"device_id": idx, "trt_engine_cache_enable": True,
+                        "trt_engine_cache_path": str(trt_cache_dir or "trt_ep_cache")}
+            providers.insert(0, ("TensorrtExecutionProvider", trt_opts))
+        return providers
+
+    def _check(self, sess, role: str, path: Path, weights: Optional[str]) -> None:
+        shapes = {i.name: list(i.shape) for i in list(sess.get_inputs()) + list(sess.get_outputs())}
+        onnx_io.check_shapes(shapes, self.config, role, str(path))
+        meta = sess.get_modelmeta().custom_metadata_map
+        if meta.get(onnx_io.META_ROLE, role) != role:
+            raise BackendError(f"{path} is a {meta[onnx_io.META_ROLE]} graph, expected the {role}")
+        if weights is not None and meta.get(onnx_io.META_WEIGHTS, weights) != weights:
+            raise BackendError(
+                f"{path} was exported from other weights than this checkpoint; re-export it "
+                "(`ami-wm export <checkpoint>`)"
+            )
+
+    def _run(self, role: str, feeds: Dict[str, Tensor], out_name: str, out_shape) -> Tensor:
+        sess = self._sessions.get(role)
+        if sess is None:
+            raise RuntimeError("onnxruntime backend: used after close()")
+        if self.device.type == "cpu":
+            out = sess.run([out_name], {k: v.detach().numpy() for k, v in feeds.items()})[0]  # type: ignore[attr-defined]
+            return torch.from_numpy(out)
+        # CUDA: bind torch's device buffers directly (no host round trip). ORT runs on its own stream,
+        # so let the producer of the inputs finish first; run_with_iobinding returns when done.
+        torch.cuda.current_stream(self.device).synchronize()
+        idx = self.device.index if self.device.index is not None else 0
+        binding = sess.io_binding()  # type: ignore[attr-defined]
+        for k, v in feeds.items():
+            binding.bind_input(k, "cuda", idx, np.float32, tuple(v.shape), v.data_ptr())
+        out_t = torch.empty(out_shape, dtype=torch.float32, device=self.device)
+        binding.bind_output(out_name, "cuda", idx, np.float32, tuple(out_t.shape), out_t.data_ptr())
+        sess.run_with_iobinding(binding)  # type: ignore[attr-defined]
+        return out_t
+
+    def encode(self, images: Tensor) -> Tensor:
+        images = self._check_images(images)
+        shape = (images.shape[0], self.config.num_latents, self.config.latent_dim)
+        return self._run("encoder", {"images": images}, onnx_io.ENCODER_OUTPUT, shape)
+
+    def next(self, z: Tensor, actions: Tensor, states: Optional[Tensor] = None) -> Tensor:
+        z, actions, states = self._check_next(z, actions, states, fixed_frames=self.config.context_frames)
+        feeds = {"z": z, "actions": actions}
+        if states is not None:
+            feeds["states"] = states
+        shape = (z.shape[0], self.config.num_latents, self.config.latent_dim)
+        return self._run("predictor", feeds, onnx_io.PREDICTOR_OUTPUT, shape)
+
+    def close(self) -> None:
+        self._sessions.clear()
