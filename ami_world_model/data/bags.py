@@ -1,0 +1,434 @@
+"""rosbag2 <-> EpisodeSet: read any bag (MCAP or sqlite3) of standard messages into training episodes, and
+write bags the way a real robot's ``ros2 bag record`` would (used by ``ami-wm collect``).
+
+Only ``rosbags`` (pure Python) is used: no rclpy, no ROS install needed to train from a bag.
+
+Synchronisation: every image is matched with the action (and state) whose timestamp is nearest to it, within
+``tolerance_s``; images with no match are dropped and the episode is split there, because frame ``t`` followed
+by frame ``t + 2`` would teach the model a wrong transition. Episodes also split at time gaps and at
+``/episode_start`` markers when the bag has them (a real bag has none; gaps are enough).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ami_world_model.config import ActionSpec, ConfigError, StateSpec
+from ami_world_model.data.episodes import Episode, EpisodeSet
+
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+ACTION_TYPES = (
+    "geometry_msgs/msg/TwistStamped",
+    "geometry_msgs/msg/Twist",
+    "trajectory_msgs/msg/JointTrajectory",
+    "sensor_msgs/msg/JointState",
+    "std_msgs/msg/Float64MultiArray",
+)
+
+
+class BagError(ValueError):
+    """The bag cannot give what the BagSpec asks for; the message says what is there instead."""
+
+
+@dataclass
+class BagSpec:
+    """Which topics and fields of a bag make an episode, and how to align them."""
+
+    image_topic: str = "/camera/image_raw"  # sensor_msgs/Image (rgb8/bgr8/mono8/rgba8/bgra8) or CompressedImage
+    action_topic: str = "/servo_node/delta_twist_cmds"
+    # Field paths into the action message: dots for members, [i] for indices, [name] for a joint by name
+    # (looked up in `name` / `joint_names`), e.g. "twist.linear.x", "points[0].velocities[elbow]", "data[1]".
+    action_fields: List[str] = field(default_factory=lambda: ["twist.linear.x", "twist.linear.y"])
+    action_kind: str = "twist"  # ActionSpec.kind
+    action_names: List[str] = field(default_factory=list)  # default: fields without the leading "twist."
+    action_frame_id: str = "base_link"
+    action_low: List[float] = field(default_factory=list)  # empty: data percentiles
+    action_high: List[float] = field(default_factory=list)
+    action_percentile: float = 1.0  # low/high from the [p, 100 - p] percentiles when not configured
+    action_offset_s: float = 0.0  # added to an image's time before matching (command latency)
+    state_topic: Optional[str] = None  # e.g. "/joint_states" (sensor_msgs/JointState); None: no state
+    state_joints: List[str] = field(default_factory=list)  # joint names to keep; empty: all, in bag order
+    state_field: str = "position"  # JointState member read for the state
+    tolerance_s: float = 0.04  # nearest match must be this close (keep below half a frame period)
+    frame_skip: int = 1  # keep every k-th frame; the actions in between are averaged
+    image_size: List[int] = field(default_factory=lambda: [64, 64])  # (height, width) after INTER_AREA resize
+    episode_gap_s: float = 0.5  # frames further apart than this always start a new episode
+    gap_factor: float = 1.5  # ... and so do frames further apart than gap_factor x the median frame period
+    episode_topic: Optional[str] = "/episode_start"  # markers, used when present (any message type)
+    min_episode_frames: int = 2
+    use_header_stamp: bool = True  # header.stamp when the message has one (non-zero), else the receive time
+
+    def __post_init__(self) -> None:
+        if not self.action_fields:
+            raise ConfigError("BagSpec.action_fields must name at least one field")
+        if self.action_names and len(self.action_names) != len(self.action_fields):
+            raise ConfigError("BagSpec.action_names must match action_fields one to one")
+        if bool(self.action_low) != bool(self.action_high) or (
+            self.action_low and len(self.action_low) != len(self.action_fields)
+        ):
+            raise ConfigError("BagSpec.action_low/high: both empty or both one value per action field")
+        if self.frame_skip < 1 or self.tolerance_s <= 0 or len(self.image_size) != 2 or min(self.image_size) <= 0:
+            raise ConfigError(f"BagSpec: need frame_skip >= 1, tolerance_s > 0, image_size (h, w) > 0: {self}")
+
+    def names(self) -> List[str]:
+        if self.action_names:
+            return list(self.action_names)
+        if self.action_kind == "twist":
+            return [f[len("twist."):] if f.startswith("twist.") else f for f in self.action_fields]
+        return list(self.action_fields)
+
+
+# ---------------------------------------------------------------------------------------------- messages
+def typestore():
+    """The rosbags typestore for ROS 2 Jazzy (standard message definitions; Humble's are CDR-identical)."""
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_JAZZY)
+
+
+_SEGMENT = re.compile(r"^([A-Za-z_]\w*)((?:\[[^\]]+\])*)$")
+
+
+def resolve_field(msg: Any, path: str) -> float:
+    """The number at ``path`` in ``msg`` (see BagSpec.action_fields for the syntax)."""
+    obj, root = msg, msg
+    for seg in path.split("."):
+        m = _SEGMENT.match(seg)
+        if m is None:
+            raise BagError(f"bad field path {path!r} at {seg!r}")
+        parent = obj
+        try:
+            obj = getattr(obj, m.group(1))
+        except AttributeError:
+            raise BagError(f"{type(parent).__name__} has no field {m.group(1)!r} (path {path!r})") from None
+        for ix in re.findall(r"\[([^\]]+)\]", m.group(2)):
+            if re.fullmatch(r"-?\d+", ix):
+                obj = obj[int(ix)]
+                continue
+            names = None
+            for holder in (parent, root):
+                names = getattr(holder, "name", None) or getattr(holder, "joint_names", None)
+                if names:
+                    break
+            if not names or ix not in list(names):
+                raise BagError(f"{path!r}: no joint named {ix!r} in {list(names or [])}")
+            obj = obj[list(names).index(ix)]
+    return float(obj)
+
+
+def _stamp(msg: Any, bag_time_ns: int, use_header: bool) -> float:
+    header = getattr(msg, "header", None)
+    if use_header and header is not None:
+        t = header.stamp.sec + header.stamp.nanosec * 1e-9
+        if t > 0:
+            return float(t)
+    return bag_time_ns * 1e-9
+
+
+def image_to_rgb(msg: Any) -> np.ndarray:
+    """sensor_msgs/Image or CompressedImage -> [H, W, 3] uint8 RGB."""
+    import cv2
+
+    if hasattr(msg, "format"):  # CompressedImage
+        buf = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        if img is None:
+            raise BagError(f"cannot decode CompressedImage of format {msg.format!r}")
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    channels = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4, "8UC3": 3, "8UC1": 1}
+    enc = msg.encoding
+    if enc not in channels:
+        raise BagError(f"unsupported image encoding {enc!r}; supported: {sorted(channels)}")
+    c = channels[enc]
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, dtype=np.uint8)
+    if step < w * c or data.size < h * step:
+        raise BagError(f"image {w}x{h} {enc}: step {step} / {data.size} bytes too small")
+    img = data[: h * step].reshape(h, step)[:, : w * c].reshape(h, w, c)  # drop row padding
+    if enc in ("bgr8", "8UC3"):
+        return np.ascontiguousarray(img[..., ::-1])
+    if enc == "rgba8":
+        return np.ascontiguousarray(img[..., :3])
+    if enc == "bgra8":
+        return np.ascontiguousarray(img[..., 2::-1])
+    if c == 1:
+        return np.repeat(img, 3, axis=2)
+    return img.copy()
+
+
+def resize_image(img: np.ndarray, hw: Sequence[int]) -> np.ndarray:
+    import cv2
+
+    h, w = int(hw[0]), int(hw[1])
+    if img.shape[:2] == (h, w):
+        return img
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def _read_topics(path: Path, topics: Dict[str, Optional[str]], spec: BagSpec) -> Dict[str, List[Tuple[float, Any]]]:
+    """{topic: [(time_s, decoded message), ...]} for the wanted topics; errors name what the bag has."""
+    from rosbags.rosbag2 import Reader
+
+    store = typestore()
+    out: Dict[str, List[Tuple[float, Any]]] = {t: [] for t in topics if t}
+    with Reader(path) as reader:
+        available = {c.topic: c.msgtype for c in reader.connections}
+        for topic, allowed in topics.items():
+            if topic is None:
+                continue
+            if topic not in available:
+                if topic == spec.episode_topic:
+                    out.pop(topic)  # markers are optional: a real robot's bag has none
+                    continue
+                raise BagError(f"{path}: no topic {topic!r}; the bag has {sorted(available)}")
+            if allowed and available[topic] not in allowed:
+                raise BagError(f"{path}: {topic} is {available[topic]}, expected one of {list(allowed)}")
+        conns = [c for c in reader.connections if c.topic in out]
+        for conn, t_ns, raw in reader.messages(connections=conns):
+            if conn.topic == spec.episode_topic:
+                out[conn.topic].append((t_ns * 1e-9, None))  # only the time matters; any type works
+                continue
+            msg = store.deserialize_cdr(raw, conn.msgtype)
+            out[conn.topic].append((_stamp(msg, t_ns, spec.use_header_stamp), msg))
+    for v in out.values():
+        v.sort(key=lambda x: x[0])
+    return out
+
+
+def _nearest(times: np.ndarray, t: float, tol: float) -> int:
+    """Index of the time nearest to t within tol, or -1."""
+    if times.size == 0:
+        return -1
+    i = int(np.searchsorted(times, t))
+    best, best_d = -1, tol
+    for j in (i - 1, i):
+        if 0 <= j < times.size and abs(times[j] - t) <= best_d:
+            best, best_d = j, abs(times[j] - t)
+    return best
+
+
+def _state_vector(msg: Any, spec: BagSpec, names: List[str]) -> Optional[np.ndarray]:
+    values = list(getattr(msg, spec.state_field))
+    index = {n: i for i, n in enumerate(msg.name)}
+    if any(n not in index or index[n] >= len(values) for n in names):
+        return None  # a JointState for another group of joints: not ours
+    return np.array([values[index[n]] for n in names], dtype=np.float32)
+
+
+def load_episodes(path: str | Path, spec: Optional[BagSpec] = None) -> EpisodeSet:
+    """Read a rosbag2 directory (mcap or sqlite3) into an EpisodeSet, synchronised as ``spec`` says."""
+    spec = spec or BagSpec()
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"{path}: no such bag")
+    topics: Dict[str, Optional[Tuple[str, ...]]] = {spec.image_topic: IMAGE_TYPES, spec.action_topic: ACTION_TYPES}
+    if spec.state_topic:
+        topics[spec.state_topic] = ("sensor_msgs/msg/JointState",)
+    if spec.episode_topic:
+        topics[spec.episode_topic] = None
+    data = _read_topics(path, topics, spec)
+    images = data[spec.image_topic]
+    if len(images) < 2:
+        raise BagError(f"{path}: {len(images)} image(s) on {spec.image_topic}; need at least 2")
+    img_t = np.array([t for t, _ in images])
+    period = float(np.median(np.diff(img_t)[np.diff(img_t) > 0])) if len(images) > 1 else 0.0
+    if not period > 0:
+        raise BagError(f"{path}: image timestamps do not advance")
+    act_t = np.array([t for t, _ in data[spec.action_topic]])
+    act_v = np.array([[resolve_field(m, f) for f in spec.action_fields] for _, m in data[spec.action_topic]],
+                     dtype=np.float32).reshape(-1, len(spec.action_fields))
+    state_names: List[str] = []
+    st_t = np.zeros(0)
+    st_v: List[Optional[np.ndarray]] = []
+    if spec.state_topic:
+        msgs = data[spec.state_topic]
+        if not msgs:
+            raise BagError(f"{path}: no messages on {spec.state_topic}")
+        state_names = list(spec.state_joints) or list(msgs[0][1].name)
+        st_t = np.array([t for t, _ in msgs])
+        st_v = [_state_vector(m, spec, state_names) for _, m in msgs]
+    markers = np.array([t for t, _ in data.get(spec.episode_topic or "", [])])
+
+    # Match every frame; None where something is missing.
+    frames: List[Optional[Tuple[float, Any, np.ndarray, Optional[np.ndarray]]]] = []
+    for (t, msg) in images:
+        ia = _nearest(act_t, t + spec.action_offset_s, spec.tolerance_s)
+        st = None
+        if spec.state_topic:
+            js = _nearest(st_t, t, spec.tolerance_s)
+            st = st_v[js] if js >= 0 else None
+        if ia < 0 or (spec.state_topic and st is None):
+            frames.append(None)
+            continue
+        frames.append((t, msg, act_v[ia], st))
+
+    # Split into runs of consecutive matched frames without gaps or markers between them.
+    runs: List[List[Tuple[float, Any, np.ndarray, Optional[np.ndarray]]]] = []
+    current: List[Tuple[float, Any, np.ndarray, Optional[np.ndarray]]] = []
+    max_step = min(spec.episode_gap_s, spec.gap_factor * period)
+    for f in frames:
+        if f is None:
+            if current:
+                runs.append(current)
+            current = []
+            continue
+        if current:
+            prev_t = current[-1][0]
+            marker = markers.size > 0 and bool(np.any((markers > prev_t + 1e-6) & (markers <= f[0] + 1e-6)))
+            if f[0] - prev_t > max_step or marker:
+                runs.append(current)
+                current = []
+        current.append(f)
+    if current:
+        runs.append(current)
+
+    episodes = [ep for ep in (_make_episode(r, spec) for r in runs) if ep is not None]
+    if not episodes:
+        raise BagError(
+            f"{path}: no episode of >= {spec.min_episode_frames} frames: {len(images)} images, "
+            f"{act_t.size} actions on {spec.action_topic}; check the topics and tolerance_s ({spec.tolerance_s})"
+        )
+    all_actions = np.concatenate([e.actions for e in episodes])
+    action_spec = _action_spec(all_actions, spec, period * spec.frame_skip)
+    state_spec = StateSpec()
+    if spec.state_topic:
+        all_states = np.concatenate([e.states for e in episodes if e.states is not None])
+        state_spec = StateSpec(
+            names=state_names,
+            mean=[float(x) for x in all_states.mean(0)],
+            std=[float(max(x, 1e-6)) for x in all_states.std(0)],
+        )
+    source = {
+        "bag": str(path),
+        "image_topic": spec.image_topic,
+        "action_topic": spec.action_topic,
+        "images_in_bag": len(images),
+        "frames_dropped": int(sum(f is None for f in frames)),
+        "frame_period_s": period,
+        "frame_skip": spec.frame_skip,
+    }
+    return EpisodeSet(episodes=episodes, action_spec=action_spec, state_spec=state_spec, source=source)
+
+
+def _make_episode(run: List[Tuple[float, Any, np.ndarray, Optional[np.ndarray]]], spec: BagSpec) -> Optional[Episode]:
+    k = spec.frame_skip
+    keep = list(range(0, len(run), k))
+    if len(keep) < spec.min_episode_frames:
+        return None
+    # The action held from kept frame i to the next kept frame is the mean of the commands in between.
+    actions = np.stack([np.mean([run[j][2] for j in range(i, min(i + k, len(run)))], axis=0) for i in keep])
+    images = np.stack([resize_image(image_to_rgb(run[i][1]), spec.image_size) for i in keep])
+    states = np.stack([run[i][3] for i in keep]).astype(np.float32) if spec.state_topic else None
+    times = np.array([run[i][0] for i in keep], dtype=np.float64)
+    return Episode(images=images, actions=actions.astype(np.float32), states=states, timestamps=times)
+
+
+def _action_spec(actions: np.ndarray, spec: BagSpec, dt_s: float) -> ActionSpec:
+    if spec.action_low:
+        low, high = list(map(float, spec.action_low)), list(map(float, spec.action_high))
+    else:
+        p = spec.action_percentile
+        low = [float(x) for x in np.percentile(actions, p, axis=0)]
+        high = [float(x) for x in np.percentile(actions, 100 - p, axis=0)]
+        high = [h if h > lo else lo + 1e-3 for lo, h in zip(low, high)]  # a constant action still has a range
+    return ActionSpec(
+        kind=spec.action_kind,
+        names=spec.names(),
+        low=low,
+        high=high,
+        mean=[float(x) for x in actions.mean(0)],
+        std=[float(max(x, 1e-6)) for x in actions.std(0)],
+        frame_id=spec.action_frame_id,
+        dt_s=float(dt_s),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- writing
+class BagWriter:
+    """Writes standard messages to a new rosbag2 (``storage`` "mcap" or "sqlite3"), sim time stamps in seconds.
+
+    Every message's header stamp and its bag receive time are the same sim time, as when recording a
+    simulator that publishes /clock.
+    """
+
+    def __init__(self, path: str | Path, storage: str = "mcap") -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+        if storage not in plugins:
+            raise ValueError(f"storage must be one of {sorted(plugins)}, got {storage!r}")
+        self.path = Path(path)
+        if self.path.exists():
+            raise FileExistsError(f"{self.path} exists; rosbag2 writes a new directory")
+        self.store = typestore()
+        self._writer = Writer(self.path, version=9, storage_plugin=plugins[storage])
+        self._writer.open()
+        self._conns: Dict[str, Any] = {}
+        self.counts: Dict[str, int] = {}
+        t = self.store.types
+        self._Time, self._Header = t["builtin_interfaces/msg/Time"], t["std_msgs/msg/Header"]
+
+    def __enter__(self) -> BagWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def header(self, t: float, frame_id: str) -> Any:
+        ns = int(round(t * 1e9))
+        return self._Header(stamp=self._Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000), frame_id=frame_id)
+
+    def write(self, topic: str, msg: Any, t: float) -> None:
+        """Serialise ``msg`` (a typestore message) onto ``topic`` at receive time ``t`` seconds."""
+        if topic not in self._conns:
+            self._conns[topic] = self._writer.add_connection(topic, msg.__msgtype__, typestore=self.store)
+        self._writer.write(self._conns[topic], int(round(t * 1e9)), self.store.serialize_cdr(msg, msg.__msgtype__))
+        self.counts[topic] = self.counts.get(topic, 0) + 1
+
+    def image(self, topic: str, t: float, rgb: np.ndarray, frame_id: str = "camera_optical_frame") -> None:
+        h, w, _ = rgb.shape
+        msg = self.store.types["sensor_msgs/msg/Image"](
+            header=self.header(t, frame_id), height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3,
+            data=np.ascontiguousarray(rgb, dtype=np.uint8).reshape(-1),
+        )
+        self.write(topic, msg, t)
+
+    def camera_info(self, topic: str, t: float, k: np.ndarray, hw: Sequence[int],
+                    frame_id: str = "camera_optical_frame") -> None:
+        ty = self.store.types
+        k = np.asarray(k, dtype=np.float64).reshape(3, 3)
+        p = np.hstack([k, np.zeros((3, 1))])
+        msg = ty["sensor_msgs/msg/CameraInfo"](
+            header=self.header(t, frame_id), height=int(hw[0]), width=int(hw[1]), distortion_model="plumb_bob",
+            d=np.zeros(5), k=k.reshape(-1), r=np.eye(3).reshape(-1), p=p.reshape(-1), binning_x=0, binning_y=0,
+            roi=ty["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
+        )
+        self.write(topic, msg, t)
+
+    def joint_state(self, topic: str, t: float, names: Iterable[str], position: Sequence[float],
+                    velocity: Sequence[float] = ()) -> None:
+        msg = self.store.types["sensor_msgs/msg/JointState"](
+            header=self.header(t, ""), name=list(names), position=np.asarray(position, dtype=np.float64),
+            velocity=np.asarray(velocity, dtype=np.float64), effort=np.zeros(0),
+        )
+        self.write(topic, msg, t)
+
+    def twist_stamped(self, topic: str, t: float, linear: Sequence[float], angular: Sequence[float] = (0, 0, 0),
+                      frame_id: str = "base_link") -> None:
+        ty = self.store.types
+        v3 = ty["geometry_msgs/msg/Vector3"]
+        twist = ty["geometry_msgs/msg/Twist"](linear=v3(*map(float, linear)), angular=v3(*map(float, angular)))
+        self.write(topic, ty["geometry_msgs/msg/TwistStamped"](header=self.header(t, frame_id), twist=twist), t)
+
+    def string(self, topic: str, t: float, text: str) -> None:
+        self.write(topic, self.store.types["std_msgs/msg/String"](data=text), t)
