@@ -27,8 +27,9 @@ class PlannerConfig:
     iterations: int = 3  # max optimiser iterations per plan() (fewer when a deadline stops it early)
     top_k: int = 16  # CEM elites (MPPI ignores it)
     momentum: float = 0.1  # weight of the previous mean/std when smoothing the update (0 = no smoothing)
-    mppi_temperature: float = 0.5  # MPPI lambda, in units of the iteration's cost std (scale-free)
-    init_std: float = 0.5  # initial sampling std, fraction of the action range (reset on every plan())
+    mppi_temperature: float = 0.1  # MPPI lambda, in units of the median-to-best cost gap (scale-free)
+    init_std: float = 0.5  # initial sampling std, fraction of the action range (cold start)
+    warm_std: float = 0.1  # initial std when warm-starting (the shifted plan is already close: search near it)
     min_std: float = 0.02  # std floor, fraction of the action range (keeps exploring, avoids collapse)
     energy: str = "l1"  # distance to the goal latent: "l1" (V-JEPA 2-AC) or "l2" (mean squared)
     sum_intermediate: bool = False  # sum the energy over all H predicted steps instead of the last only
@@ -62,9 +63,10 @@ class PlannerConfig:
             raise ConfigError(f"PlannerConfig.momentum must be in [0, 1), got {self.momentum}")
         _positive(self.mppi_temperature, "mppi_temperature")
         _positive(self.init_std, "init_std")
-        if not 0.0 <= self.min_std <= self.init_std:
+        _positive(self.warm_std, "warm_std")
+        if not 0.0 <= self.min_std <= min(self.init_std, self.warm_std):
             raise ConfigError(
-                f"PlannerConfig.min_std ({self.min_std}) must be in [0, init_std={self.init_std}]"
+                f"PlannerConfig.min_std ({self.min_std}) must be in [0, min(init_std, warm_std)]"
             )
         if not (math.isfinite(self.rate_penalty) and self.rate_penalty >= 0.0):
             raise ConfigError(f"PlannerConfig.rate_penalty must be >= 0, got {self.rate_penalty}")

@@ -144,10 +144,11 @@ class RecedingHorizonController:
         H, S = cfg.horizon_steps, cfg.num_samples
         if cfg.warm_start and self._plan is not None:
             mean = torch.cat([self._plan[1:], self._plan[-1:]], dim=0)  # shift one step, repeat the last
+            std = (cfg.warm_std * scale).expand(H, -1).clone()
         else:
             mean = ((low + high) / 2).expand(H, -1).clone()
+            std = (cfg.init_std * scale).expand(H, -1).clone()
         mean = project_sequences(mean.unsqueeze(0), low, high, prev, delta)[0]
-        std = (cfg.init_std * scale).expand(H, -1).clone()
         zero_seq = project_sequences(torch.zeros(1, H, self.action_dim, device=device), low, high, prev, delta)
         state_s = expand_state(state0, S)
 
@@ -188,7 +189,8 @@ class RecedingHorizonController:
                 iteration_s.append(time.perf_counter() - t_it)
 
         grad_steps = 0
-        if cfg.grad_refine_steps > 0 and not deadline_hit:
+        # Under inference_mode no autograd graph can be built (a node plans there): sampling only.
+        if cfg.grad_refine_steps > 0 and not deadline_hit and not torch.is_inference_mode_enabled():
             best, best_cost, best_energy, grad_steps, deadline_hit = self._refine(
                 state0, goal, dynamics, energy_fn, prev, scale, best, best_cost, best_energy,
                 t_start, deadline_s,
@@ -254,8 +256,14 @@ class RecedingHorizonController:
         n = actions.shape[0]
         total = torch.zeros(n, device=actions.device)
         H = actions.shape[1]
+        shape = first_tensor(state).shape
         for t in range(H):  # the horizon is sequential; every step is batched over all S candidates
             state = dynamics(state, actions[:, t])
+            if first_tensor(state).shape != shape:
+                raise PlanningError(
+                    f"dynamics changed the state shape {tuple(shape)} -> {tuple(first_tensor(state).shape)}; "
+                    "it must return the next state in the same shape (a 1-D state needs a batch dim: [1, n])"
+                )
             if self.cfg.sum_intermediate or t == H - 1:
                 e = energy_fn(state, goal)
                 if e.shape != (n,):
@@ -293,9 +301,10 @@ class RecedingHorizonController:
                 t0 = time.perf_counter()
                 a = project_sequences(u * scale, self._low, self._high, prev, self._delta)
                 energies, costs = self._evaluate(state0, goal, a, dynamics, energy_fn, prev, scale)
-                if float(costs[0]) < best_cost:
-                    best_cost, best_energy, best = float(costs[0]), float(energies[0]), a[0].detach().clone()
-                if i == self.cfg.grad_refine_steps or not costs.requires_grad or not math.isfinite(float(costs[0])):
+                cost = float(costs.detach()[0])
+                if cost < best_cost:
+                    best_cost, best_energy, best = cost, float(energies.detach()[0]), a[0].detach().clone()
+                if i == self.cfg.grad_refine_steps or not costs.requires_grad or not math.isfinite(cost):
                     break  # done, or the dynamics are not differentiable / diverged
                 opt.zero_grad()
                 costs.sum().backward()

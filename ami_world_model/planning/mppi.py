@@ -1,6 +1,6 @@
 """MPPI update: the new mean is the exp(-cost / temperature)-weighted average of all candidates.
 
-The temperature is in units of the iteration's cost standard deviation, so one value works for any latent
+The temperature is in units of the iteration's median-to-best cost gap, so one value works for any latent
 scale (an L1 energy on normalised latents and an L2 energy on raw ones alike). The std is the weighted
 spread, smoothed and floored like CEM's.
 """
@@ -13,14 +13,16 @@ from torch import Tensor
 
 
 def mppi_weights(costs: Tensor, temperature: float) -> Tensor:
-    """``[S]`` softmax weights ``exp(-(c - min c) / (temperature * std c))``; +inf costs get weight 0."""
+    """``[S]`` softmax weights ``exp(-(c - min c) / (temperature * (median c - min c)))``; +inf costs get 0.
+
+    The median-to-best gap is the cost scale: unlike the std it is not inflated by a few huge costs (an
+    obstacle penalty), so a temperature means the same thing on every problem.
+    """
     finite = torch.isfinite(costs)
-    c = torch.where(finite, costs, torch.zeros_like(costs))
-    n = finite.sum()
-    mean = c.sum() / n.clamp(min=1)
-    var = (torch.where(finite, c - mean, torch.zeros_like(c)).square().sum() / n.clamp(min=1))
-    scale = temperature * var.sqrt().clamp(min=1e-12)
-    logits = torch.where(finite, -(c - c[finite].min()) / scale, torch.full_like(c, -torch.inf))
+    c_min = costs[finite].min()
+    c_med = costs.nanmedian() if bool(finite.all()) else costs[finite].median()
+    scale = (temperature * (c_med - c_min)).clamp(min=1e-12)
+    logits = torch.where(finite, -(costs - c_min) / scale, torch.full_like(costs, -torch.inf))
     return torch.softmax(logits, dim=0)
 
 
