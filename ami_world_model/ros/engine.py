@@ -1,0 +1,227 @@
+"""The planner node's model side, without rclpy: backend + planner + goal + history + surprise.
+
+Kept apart from the ROS node so the node stays a thin shell (callbacks, QoS, messages) and this part
+can be tested and benchmarked without a ROS graph. It lives in ``ros/`` only because it is the node's.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from ami_world_model.config import ConfigError
+from ami_world_model.node_config import PlannerNodeConfig
+from ami_world_model.planning import (
+    PlannerConfig,
+    RecedingHorizonController,
+    WorldModelState,
+    make_world_model_dynamics,
+)
+from ami_world_model.planning.energy import make_energy
+
+TWIST_FIELDS = tuple(f"{a}.{c}" for a in ("linear", "angular") for c in "xyz")
+
+
+class _TorchAdapter:
+    """Fallback with the backend interface (encode/next/close) over WorldModel, used only when
+    ``inference.backends`` is unavailable."""
+
+    name = "torch"
+
+    def __init__(self, path: str, device: str) -> None:
+        from ami_world_model.models.checkpoint import load_world_model
+
+        self.device = torch.device(device)
+        self.model = load_world_model(path, map_location=self.device)
+        self.config = self.model.config
+
+    @torch.inference_mode()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(images.to(self.device))
+
+    @torch.inference_mode()
+    def next(self, z: torch.Tensor, actions: torch.Tensor, states: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.model.next(z, actions, states)
+
+    def close(self) -> None:
+        self.model = None
+
+
+def open_backend(path: Path, kind: str, device: str):
+    """The configured backend for checkpoint ``path`` (stem). Raises the loader's error on failure."""
+    try:
+        from ami_world_model.inference.backends import make_backend
+    except ImportError:
+        if kind not in ("auto", "torch"):
+            raise ConfigError(f"backend {kind!r} requested but ami_world_model.inference.backends is missing") from None
+        return _TorchAdapter(str(path), device)
+    return make_backend(str(path), kind=kind, device=device)
+
+
+@dataclass
+class StepResult:
+    """One control tick's model output."""
+
+    action: List[float]  # first planned action, physical units (before the node's clamp)
+    actions: np.ndarray  # [H, A] the whole plan
+    current_energy: float  # energy of the current frame's latent to the goal
+    planned_energy: float
+    do_nothing_energy: float
+    surprise_ratio: Optional[float]  # None when there was no prediction for this frame
+    iterations: int
+    encode_s: float
+    plan_s: float
+
+
+class PlanningEngine:
+    """Encodes frames, plans towards the goal, and measures one-step surprise."""
+
+    def __init__(self, cfg: PlannerNodeConfig, checkpoint: Path) -> None:
+        self.cfg = cfg
+        self.backend = open_backend(checkpoint, cfg.backend, cfg.device)
+        wm = self.backend.config
+        self.wm_config = wm
+        self.image_hw = (wm.image.height, wm.image.width)
+        self.spec = wm.action
+        self.k = wm.context_frames
+        self.uses_state = wm.state.dim > 0
+        metric = wm.metrics.get("val_one_step_l1") if isinstance(wm.metrics, dict) else None
+        ok = isinstance(metric, (int, float)) and math.isfinite(metric) and metric > 0
+        self.surprise_scale = float(metric) if ok else cfg.surprise_scale_fallback
+        self.surprise_scale_source = "checkpoint val_one_step_l1" if ok else "surprise_scale_fallback"
+        n = wm.action.dim
+        vmax = self.velocity_limits()
+        low = [max(lo, -v) for lo, v in zip(self.spec.low, vmax)]
+        high = [min(hi, v) for hi, v in zip(self.spec.high, vmax)]
+        if any(lo >= hi for lo, hi in zip(low, high)):  # limits of 0 would leave no room: clamp later
+            low, high = list(self.spec.low), list(self.spec.high)
+        pcfg = PlannerConfig(method=cfg.planner_method, num_samples=cfg.planner_num_samples,
+                             horizon_steps=cfg.planner_horizon_steps, iterations=cfg.planner_iterations,
+                             top_k=max(1, min(16, cfg.planner_num_samples // 2)))
+        self.controller = RecedingHorizonController(pcfg, low, high, device=self.backend.device)
+        self.energy = make_energy(pcfg.energy)
+        self._state_vec: Optional[torch.Tensor] = None
+        self.dynamics = make_world_model_dynamics(self._next, self.k)
+        self.goal: Optional[torch.Tensor] = None  # [1, N, D]
+        self.goal_image: Optional[np.ndarray] = None  # [3, H, W]
+        self._z_hist: List[torch.Tensor] = []  # [N, D] newest last
+        self._a_hist: List[torch.Tensor] = []  # [A] action sent after each frame in _z_hist
+        self._predicted: Optional[torch.Tensor] = None  # [N, D] predicted latent of the next frame
+        self.action_dim = n
+
+    # --- validation ---
+    def velocity_limits(self) -> List[float]:
+        c = self.cfg
+        if self.spec.kind == "twist":
+            return [c.max_linear_velocity_mps if n.startswith("linear") else c.max_angular_velocity_radps
+                    for n in self.spec.names]
+        return [c.max_joint_velocity_radps] * self.spec.dim
+
+    def accel_limits(self) -> List[float]:
+        c = self.cfg
+        if self.spec.kind == "twist":
+            return [c.max_linear_accel_mps2 if n.startswith("linear") else c.max_angular_accel_radps2
+                    for n in self.spec.names]
+        return [c.max_joint_accel_radps2] * self.spec.dim
+
+    def validate_output(self, output_mode: str, joint_names: List[str]) -> List[str]:
+        """Check the action spec fits ``output_mode``; returns the joint names to command (may be empty)."""
+        spec = self.spec
+        if output_mode == "servo_twist":
+            if spec.kind != "twist":
+                raise ConfigError(f"output_mode servo_twist needs a checkpoint with kind='twist' actions; this "
+                                  f"one has kind={spec.kind!r} names={spec.names}")
+            bad = [n for n in spec.names if n not in TWIST_FIELDS]
+            if bad:
+                raise ConfigError(f"twist action names {bad} are not TwistStamped fields {list(TWIST_FIELDS)}")
+            return []
+        if spec.kind != "joint_velocity":
+            raise ConfigError(f"output_mode joint_trajectory needs kind='joint_velocity' actions; this "
+                              f"checkpoint has kind={spec.kind!r} names={spec.names}")
+        if joint_names and list(joint_names) != list(spec.names):
+            raise ConfigError(f"joint_names {list(joint_names)} differ from the checkpoint's action names "
+                              f"{spec.names} (same joints, same order)")
+        return list(spec.names)
+
+    # --- goal and history ---
+    @torch.inference_mode()
+    def encode(self, image: np.ndarray) -> torch.Tensor:
+        """[3, H, W] float32 -> [N, D]."""
+        x = torch.from_numpy(np.ascontiguousarray(image)).unsqueeze(0)
+        return self.backend.encode(x)[0]
+
+    def set_goal(self, image: np.ndarray) -> None:
+        self.goal = self.encode(image).unsqueeze(0)
+        self.goal_image = image
+        self.reset()
+
+    def clear_goal(self) -> None:
+        self.goal = None
+        self.goal_image = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget history, pending prediction and warm start (after any stop: re-read the world)."""
+        self._z_hist.clear()
+        self._a_hist.clear()
+        self._predicted = None
+        self.controller.reset()
+
+    def _next(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        states = None
+        if self.uses_state:  # proprioception is not predicted: hold the current state over the rollout
+            states = self._state_vec.view(1, 1, -1).expand(z.shape[0], z.shape[1], -1)
+        return self.backend.next(z, actions, states)
+
+    # --- the tick ---
+    @torch.inference_mode()
+    def step(self, image: np.ndarray, joint_state: Optional[List[float]], deadline_s: float) -> StepResult:
+        """Encode the newest frame, measure surprise, plan; returns the first action (not yet sent)."""
+        if self.goal is None:
+            raise RuntimeError("PlanningEngine.step called without a goal")
+        if self.uses_state:
+            if joint_state is None or len(joint_state) != self.wm_config.state.dim:
+                raise ValueError(f"the model needs {self.wm_config.state.dim} state values, got {joint_state}")
+            self._state_vec = torch.tensor(joint_state, dtype=torch.float32, device=self.backend.device)
+        t0 = time.perf_counter()
+        z = self.encode(image)  # [N, D]
+        t1 = time.perf_counter()
+        surprise = None
+        if self._predicted is not None:
+            surprise = float((self._predicted - z).abs().mean()) / self.surprise_scale
+        self._z_hist = (self._z_hist + [z])[-self.k:]
+        state0 = self._state0()
+        current = float(self.energy(state0, self.goal)[0])
+        remaining = max(1e-3, deadline_s - (time.perf_counter() - t0))
+        res = self.controller.plan(state0, self.goal, self.dynamics, deadline_s=remaining)
+        t2 = time.perf_counter()
+        action = [float(x) for x in res.actions[0].tolist()]
+        return StepResult(action, res.actions.detach().cpu().numpy(), current, float(res.energy),
+                          float(res.zero_action_energy), surprise, int(res.iterations), t1 - t0, t2 - t1)
+
+    @torch.inference_mode()
+    def record_sent(self, action: List[float]) -> None:
+        """The action actually sent after the newest frame: keep it and predict the next frame's latent."""
+        if not self._z_hist:
+            return
+        a = torch.tensor(action, dtype=torch.float32, device=self.backend.device)
+        state0 = self._state0()  # the frames seen and the actions between them, before `a`
+        self._predicted = self.dynamics(state0, a.unsqueeze(0)).latest[0]
+        self._a_hist = (self._a_hist + [a])[-self.k:]
+
+    def _state0(self) -> WorldModelState:
+        """Batch-1 planner state: the last k frames and the k-1 actions sent between them."""
+        between = len(self._z_hist) - 1
+        acts = torch.stack(self._a_hist[-between:]) if between > 0 and self._a_hist else None
+        return WorldModelState.from_history(torch.stack(self._z_hist), acts, self.k, self.action_dim)
+
+    def close(self) -> None:
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+        self.backend = None

@@ -1,0 +1,290 @@
+"""The planner node over real DDS: commands, watchdog, e-stop / enable, lifecycle, bad input.
+
+Time checks are "within N control periods" with generous margins (2 shared CPU cores).
+"""
+import math
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy wheels not installed")
+
+from geometry_msgs.msg import TwistStamped  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from sensor_msgs.msg import Image, JointState  # noqa: E402
+from std_msgs.msg import Bool, String  # noqa: E402
+from std_srvs.srv import SetBool  # noqa: E402
+from test_planner_node_harness import Harness, Streamer, rgb_image, save_tiny, wait_for  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+
+from ami_world_model.ros.planner_node import LATCHED_QOS, SENSOR_QOS  # noqa: E402
+
+pytestmark = pytest.mark.ros
+PERIOD = 0.1  # control_rate_hz 10
+OK, FAIL = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+TWIST = "/servo_node/delta_twist_cmds"
+QUIET = {"surprise_ticks": 0, "no_progress_ticks": 0, "goal_energy_threshold": 0.0}  # untrained model
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ros():
+    rclpy.init()
+    yield
+    rclpy.shutdown()
+
+
+@pytest.fixture(scope="module")
+def twist_ckpt(tmp_path_factory):
+    return save_tiny(tmp_path_factory.mktemp("ck") / "twist")
+
+
+@pytest.fixture(scope="module")
+def joint_ckpt(tmp_path_factory):
+    return save_tiny(tmp_path_factory.mktemp("ck") / "joints", kind="joint_velocity", names=("j1", "j2"))
+
+
+def _start(name, ckpt, **params):
+    base = dict(checkpoint=ckpt, control_rate_hz=1.0 / PERIOD, max_image_age_s=0.3, planner_num_samples=16,
+                planner_iterations=1, planner_horizon_steps=2, debug_image_rate_hz=0.0, **QUIET)
+    base.update(params)
+    h = Harness(name, base)
+    h.image_pub = h.peer.create_publisher(Image, "/camera/image_raw", SENSOR_QOS)
+    h.goal_pub = h.peer.create_publisher(Image, "/planner_node/goal_image", LATCHED_QOS)
+    h.estop_pub = h.peer.create_publisher(Bool, "/estop", LATCHED_QOS)
+    return h
+
+
+def _activate(h, goal=True):
+    assert h.node.trigger_configure() == OK
+    assert h.node.trigger_activate() == OK
+    if goal:
+        h.goal_pub.publish(rgb_image(99))
+        assert wait_for(lambda: h.node.sup is not None and h.node.sup.has_goal, 5.0), "goal never arrived"
+
+
+def _nonzero(m):
+    return any(abs(v) > 0 for v in (m.twist.linear.x, m.twist.linear.y, m.twist.linear.z))
+
+
+@pytest.fixture
+def twist_node(twist_ckpt, request):
+    h = _start(request.node.name[:20].replace("[", "_"), twist_ckpt)
+    h.collect(TwistStamped, TWIST)
+    _activate(h)
+    s = Streamer(h.image_pub)
+    yield h, s
+    s.stop()
+    h.close()
+
+
+def test_image_in_twist_out_each_period(twist_node):
+    h, s = twist_node
+    s.start()
+    assert wait_for(lambda: len(h.messages()) >= 6, 5.0), "no twist commands from a camera stream"
+    msgs = h.messages()
+    for _, m in msgs:
+        assert m.header.frame_id == "base_link"
+        assert abs(m.twist.linear.x) <= 0.1 + 1e-6 and abs(m.twist.linear.y) <= 0.1 + 1e-6
+        assert m.twist.angular.z == 0.0
+    # stamped at publish time by the node clock (Servo drops stale stamps)
+    t_recv, m = msgs[-1]
+    stamp = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+    assert abs(time.time() - stamp) < 1.0
+    gaps = sorted(b[0] - a[0] for a, b in zip(msgs, msgs[1:]))
+    assert gaps[len(gaps) // 2] < 2.5 * PERIOD, f"median command gap {gaps[len(gaps) // 2]:.3f} s"
+    assert any(_nonzero(m) for _, m in msgs)
+
+
+def test_stale_camera_zero_then_silence_then_resume(twist_node):
+    h, s = twist_node
+    s.start()
+    assert wait_for(lambda: len(h.messages()) >= 3, 5.0)
+    s.stop()
+    t_stop = s.last_pub
+    # zero within max_image_age + 2 periods (+ margin for 2 shared cores)
+    assert wait_for(lambda: any(not _nonzero(m) for _, m in h.messages(t_stop)), 0.3 + 2 * PERIOD + 0.5)
+    after = h.messages(t_stop)
+    zeros = [t for t, m in after if not _nonzero(m)]
+    assert zeros[0] - t_stop <= 0.3 + 2 * PERIOD + 0.5
+    time.sleep(6 * PERIOD)
+    later = h.messages(zeros[0] + 1e-6)
+    assert later == [], f"{len(later)} commands after the watchdog zero (expected silence)"
+    t_resume = time.monotonic()
+    s.start()
+    assert wait_for(lambda: any(_nonzero(m) for _, m in h.messages(t_resume)), 3.0), "did not resume"
+
+
+def test_estop_and_enable_stop_within_one_period(twist_node):
+    h, s = twist_node
+    s.start()
+    assert wait_for(lambda: len(h.messages()) >= 3, 5.0)
+    t0 = time.monotonic()
+    h.estop_pub.publish(Bool(data=True))
+    assert wait_for(lambda: any(not _nonzero(m) for _, m in h.messages(t0)), PERIOD + 0.4)
+    t_zero = [t for t, m in h.messages(t0) if not _nonzero(m)][0]
+    time.sleep(4 * PERIOD)
+    assert [m for t, m in h.messages(t_zero + 1e-6)] == [], "commands while e-stopped"
+    t1 = time.monotonic()
+    h.estop_pub.publish(Bool(data=False))
+    assert wait_for(lambda: any(_nonzero(m) for _, m in h.messages(t1)), 3.0), "no resume after e-stop false"
+
+    client = h.peer.create_client(SetBool, "/planner_node/enable")
+    assert client.wait_for_service(timeout_sec=5.0)
+    t2 = time.monotonic()
+    fut = client.call_async(SetBool.Request(data=False))
+    assert wait_for(fut.done, 3.0) and fut.result().success
+    assert wait_for(lambda: any(not _nonzero(m) for _, m in h.messages(t2)), PERIOD + 0.4)
+    t_zero = [t for t, m in h.messages(t2) if not _nonzero(m)][0]
+    time.sleep(4 * PERIOD)
+    assert h.messages(t_zero + 1e-6) == [], "commands while disabled"
+    t3 = time.monotonic()
+    fut = client.call_async(SetBool.Request(data=True))
+    assert wait_for(fut.done, 3.0) and fut.result().success
+    assert wait_for(lambda: any(_nonzero(m) for _, m in h.messages(t3)), 3.0), "no resume after enable"
+
+
+def test_deactivate_publishes_exactly_one_zero(twist_node):
+    h, s = twist_node
+    s.start()
+    assert wait_for(lambda: len(h.messages()) >= 3, 5.0)
+    t0 = time.monotonic()
+    assert h.node.trigger_deactivate() == OK
+    time.sleep(5 * PERIOD)
+    after = h.messages(t0)
+    assert len(after) >= 1 and not _nonzero(after[-1][1])
+    assert sum(1 for _, m in after if not _nonzero(m)) == 1
+    # frames keep coming while inactive: still silence
+    assert h.messages(after[-1][0] + 1e-6) == []
+
+
+def test_unsure_stop_latches_and_reports(twist_ckpt):
+    # Any surprise above a ratio of 1e-6 for 2 ticks: an untrained model is always "surprised".
+    h = _start("unsure", twist_ckpt, surprise_ticks=2, surprise_ratio_threshold=1e-6)
+    h.collect(TwistStamped, TWIST)
+    states = []
+    h.peer.create_subscription(String, "/planner_node/safety_state", lambda m: states.append(m.data), LATCHED_QOS)
+    s = Streamer(h.image_pub)
+    try:
+        _activate(h)
+        s.start()
+        assert wait_for(lambda: "unsure_surprise" in states, 5.0), f"states seen: {states}"
+        t = time.monotonic()
+        time.sleep(4 * PERIOD)
+        assert h.messages(t) == [], "commands after the unsure stop"
+        assert any(not _nonzero(m) for _, m in h.messages())
+    finally:
+        s.stop()
+        h.close()
+
+
+def test_mismatched_checkpoint_fails_configure_cleanly(twist_ckpt, joint_ckpt, tmp_path):
+    cases = [
+        dict(checkpoint=twist_ckpt, output_mode="joint_trajectory"),  # twist model, joint output
+        dict(checkpoint=joint_ckpt, output_mode="servo_twist"),
+        dict(checkpoint=joint_ckpt, output_mode="joint_trajectory", joint_names=["j2", "j1"]),
+        dict(checkpoint=str(tmp_path / "missing")),
+    ]
+    for i, params in enumerate(cases):
+        h = _start(f"mismatch{i}", params.pop("checkpoint"), **params)
+        try:
+            assert h.node.trigger_configure() == FAIL, params
+            assert h.node.engine is None
+            assert "configure failed" in h.node._stop_reason
+        finally:
+            h.close()
+    # a corrupt weights file is a CheckpointError -> FAILURE, never a crash
+    bad = tmp_path / "corrupt"
+    save_tiny(bad)
+    (tmp_path / "corrupt.safetensors").write_bytes(b"garbage")
+    h = _start("corrupt", str(bad))
+    try:
+        assert h.node.trigger_configure() == FAIL
+    finally:
+        h.close()
+
+
+def test_joint_trajectory_mode(joint_ckpt):
+    h = _start("jtc", joint_ckpt, output_mode="joint_trajectory", joint_names=["j1", "j2"])
+    h.collect(JointTrajectory, "/joint_trajectory_controller/joint_trajectory")
+    js_pub = h.peer.create_publisher(JointState, "/joint_states", SENSOR_QOS)
+    s = Streamer(h.image_pub)
+    try:
+        _activate(h)
+        s.start()
+        time.sleep(0.5)
+        assert h.messages() == [] or all(not m.points for _, m in h.messages()), "commanded without joints"
+        for _ in range(30):
+            js_pub.publish(JointState(name=["j2", "j1", "other"], position=[0.5, 0.25, 9.0]))
+            time.sleep(0.05)
+            if any(m.points for _, m in h.messages()):
+                break
+        msgs = [m for _, m in h.messages() if m.points]
+        assert msgs, "no JointTrajectory"
+        m = msgs[-1]
+        assert list(m.joint_names) == ["j1", "j2"] and len(m.points) == 1
+        p = m.points[0]
+        assert list(p.velocities) == []
+        assert p.time_from_start.sec == 0 and p.time_from_start.nanosec == pytest.approx(PERIOD * 1e9, rel=1e-6)
+        for pos, cur in zip(p.positions, [0.25, 0.5]):
+            assert abs(pos - cur) <= 0.5 * PERIOD + 1e-6  # current + v * period, |v| <= 0.5 rad/s
+    finally:
+        s.stop()
+        h.close()
+
+
+_ENCODINGS = ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "16UC1", "32FC1", "bayer_rggb8", "yuv422",
+              "", "rgb16", "jpeg"]
+_BPP = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "mono16": 2, "16UC1": 2, "32FC1": 4}
+
+
+@st.composite
+def bad_images(draw):
+    """Image messages that must be rejected: unknown encodings, truncated data, short step, zero size."""
+    enc = draw(st.sampled_from(_ENCODINGS))
+    h, w = draw(st.integers(0, 40)), draw(st.integers(0, 40))
+    bpp = _BPP.get(enc, 3)
+    step = draw(st.integers(0, w * bpp + 8))
+    full = step * h
+    n = draw(st.integers(0, max(full - 1, 0)))
+    if enc in _BPP and h > 0 and w > 0 and step >= w * bpp and step % max(1, bpp if enc in ("32FC1",) else 1) == 0:
+        n = min(n, step * (h - 1) + w * bpp - 1)  # truncated: one byte short of a valid image
+    msg = Image(height=h, width=w, encoding=enc, step=step, is_bigendian=draw(st.integers(0, 1)))
+    msg.data = bytes(draw(st.binary(min_size=n, max_size=n)))
+    return msg
+
+
+def test_fuzzed_images_and_nan_joints_never_command(twist_ckpt):
+    h = _start("fuzz", twist_ckpt, require_joint_states=True)
+    h.collect(TwistStamped, TWIST)
+    js_pub = h.peer.create_publisher(JointState, "/joint_states", SENSOR_QOS)
+    sent = {"n": 0}
+    try:
+        _activate(h)
+        assert wait_for(lambda: h.image_pub.get_subscription_count() > 0, 5.0)
+
+        @given(msg=bad_images(), js=st.lists(st.sampled_from([math.nan, math.inf, -math.inf]), min_size=1,
+                                               max_size=3))
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        def fuzz(msg, js):
+            h.image_pub.publish(msg)
+            js_pub.publish(JointState(name=[f"j{i}" for i in range(len(js))], position=js))
+            sent["n"] += 1
+            time.sleep(0.01)
+
+        fuzz()
+        time.sleep(3 * PERIOD)
+        assert h.messages() == [], "commanded from bad input"
+        rej = h.node._rejected
+        assert rej["image"] > 0 and rej["joint_state"] > 0, rej
+        assert h.node._lc_state == "active"
+        # still alive: a good frame + a good joint state -> commands
+        js_pub.publish(JointState(name=["a"], position=[0.0]))
+        h.image_pub.publish(rgb_image(1))
+        ok = wait_for(lambda: len(h.messages()) > 0, 3.0, poll=0.05) or any(
+            (js_pub.publish(JointState(name=["a"], position=[0.0])), h.image_pub.publish(rgb_image(2)),
+             wait_for(lambda: len(h.messages()) > 0, 0.5))[2] for _ in range(6))
+        assert ok, "node stopped commanding after bad input"
+    finally:
+        h.close()

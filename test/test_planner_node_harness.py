@@ -1,0 +1,114 @@
+"""Shared helpers for the planner-node tests: a tiny checkpoint, and the node + a peer node over real DDS.
+
+The planner node runs in this process on an executor thread; the test talks to it only through topics
+and services (real DDS between the two nodes), except for lifecycle transitions, which it triggers
+directly (the smoke test does them over the lifecycle services).
+"""
+import os
+import threading
+import time
+from typing import Callable, List, Tuple
+
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ami_world_model.config import ActionSpec  # noqa: E402
+
+
+def save_tiny(path, kind: str = "twist", names=("linear.x", "linear.y"), metrics=None) -> str:
+    """An untrained tiny world model checkpoint; returns the path stem."""
+    from ami_world_model.models.checkpoint import save_world_model
+    from ami_world_model.models.config import WorldModelConfig
+    from ami_world_model.models.world_model import WorldModel
+
+    torch.manual_seed(0)
+    n = len(names)
+    spec = ActionSpec(kind=kind, names=list(names), low=[-0.2] * n, high=[0.2] * n, mean=[0.0] * n,
+                      std=[0.1] * n, dt_s=0.1)
+    model = WorldModel(WorldModelConfig.tiny(action=spec, metrics=dict(metrics or {})))
+    return str(save_world_model(model, path))
+
+
+def rgb_image(seed: int, h: int = 48, w: int = 64):
+    from sensor_msgs.msg import Image
+
+    from ami_world_model.ros.conversions import rgb_to_image_msg
+
+    rgb = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return rgb_to_image_msg(rgb, Image)
+
+
+class Harness:
+    """PlannerNode + a peer node spinning on one executor thread."""
+
+    def __init__(self, name: str, params: dict) -> None:
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.parameter import Parameter
+
+        from ami_world_model.ros.planner_node import PlannerNode
+
+        self.node = PlannerNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        self.peer = rclpy.create_node(f"test_peer_{name}")
+        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.peer)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+        self.received: List[Tuple[float, object]] = []
+        self._lock = threading.Lock()
+
+    def collect(self, msg_type, topic: str, qos=10) -> None:
+        def cb(msg):
+            with self._lock:
+                self.received.append((time.monotonic(), msg))
+        self.peer.create_subscription(msg_type, topic, cb, qos)
+
+    def messages(self, since: float = 0.0) -> List[Tuple[float, object]]:
+        with self._lock:
+            return [(t, m) for t, m in self.received if t >= since]
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self._thread.join(timeout=5.0)
+        self.node.destroy_node()
+        self.peer.destroy_node()
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, poll: float = 0.01) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(poll)
+    return cond()
+
+
+class Streamer:
+    """Publishes camera frames at a fixed rate on a background thread until stopped."""
+
+    def __init__(self, pub, rate_hz: float = 20.0) -> None:
+        self.pub, self.period = pub, 1.0 / rate_hz
+        self.running = False
+        self.last_pub = 0.0
+        self._thread = None
+
+    def start(self) -> None:
+        self.running = True
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        i = 0
+        while self.running:
+            self.pub.publish(rgb_image(i % 4))
+            self.last_pub = time.monotonic()
+            i += 1
+            time.sleep(self.period)
+
+    def stop(self) -> None:
+        self.running = False
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
