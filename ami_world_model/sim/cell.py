@@ -252,7 +252,7 @@ class SimCell:
             raise ValueError(f"joint trajectory needs positions [P,3] and times [P], got {q.shape}, {t.shape}")
         if not (np.isfinite(q).all() and np.isfinite(t).all()) or np.any(np.diff(np.concatenate([[0.0], t])) < 0):
             raise ValueError("joint trajectory: non-finite values or times not increasing")
-        margin = self.config.joint_limit_margin
+        margin = np.asarray(self.config.joint_limit_margin)
         q = np.clip(q, self._limits[:, 0] + margin, self._limits[:, 1] - margin)
         now = self.time
         self._traj_t = np.concatenate([[now], now + np.maximum(t, 1e-6)])
@@ -321,7 +321,7 @@ class SimCell:
         if scale > 1.0:
             qdot = qdot / scale
         q = self.joint_positions()
-        margin = self.config.joint_limit_margin
+        margin = np.asarray(self.config.joint_limit_margin)
         lo, hi = self._limits[:, 0] + margin, self._limits[:, 1] - margin
         # Never step past a (margin-shrunk) limit; moving back inside is always allowed.
         qdot = np.where(q + qdot * dt > hi, np.minimum(qdot, np.maximum(0.0, (hi - q) / dt)), qdot)

@@ -29,7 +29,8 @@ class SimConfig:
     max_linear_speed_mps: float = 0.1  # twist commands are clamped to this norm (per component first)
     max_joint_speed: List[float] = field(default_factory=lambda: [1.5, 2.0, 0.08])  # rad/s, rad/s, m/s
     damping: float = 0.02  # damped least squares lambda (m): keeps joint speeds finite near singularities
-    joint_limit_margin: float = 0.02  # rad/m kept from the hard limits by the twist interface
+    # Kept from the hard limits by both interfaces (rad, rad, m): commands stop short of the MJCF limits.
+    joint_limit_margin: List[float] = field(default_factory=lambda: [0.02, 0.02, 0.002])
     # The virtual fence (x_min, x_max, y_min, y_max) in base_link: the twist interface never drives the tool
     # out of it, so the tool stays in the camera view (a real cell has the same kind of software limit).
     workspace: List[float] = field(default_factory=lambda: [0.11, 0.33, -0.13, 0.13])
@@ -49,6 +50,8 @@ class SimConfig:
             raise ConfigError(
                 f"SimConfig: need 0 < servo_dt_s ({self.servo_dt_s}) <= control_dt_s ({self.control_dt_s})"
             )
+        if len(self.joint_limit_margin) != 3 or any(m < 0 for m in self.joint_limit_margin):
+            raise ConfigError(f"SimConfig.joint_limit_margin: 3 values >= 0, got {self.joint_limit_margin}")
         if len(self.max_joint_speed) != 3 or any(v <= 0 for v in self.max_joint_speed):
             raise ConfigError(f"SimConfig.max_joint_speed: 3 positive values, got {self.max_joint_speed}")
         for name in ("workspace", "sample_area"):
