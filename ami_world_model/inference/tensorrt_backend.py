@@ -93,7 +93,7 @@ class TensorRTBackend(Backend):
         self.max_batch = {"encoder": max_encoder_batch, "predictor": max_batch}
         self._workspace = workspace_bytes
         self._rebuild = rebuild_bad_engines
-        onnx_paths = self._onnx(model, onnx_dir, opset)
+        self.onnx_paths = self._onnx(model, onnx_dir, opset)
         self._inputs = {"encoder": list(onnx_io.ENCODER_INPUTS), "predictor": onnx_io.predictor_inputs(self.config)}
         self._output = {"encoder": onnx_io.ENCODER_OUTPUT, "predictor": onnx_io.PREDICTOR_OUTPUT}
         self.engine_paths: Dict[str, Path] = {}
@@ -103,7 +103,7 @@ class TensorRTBackend(Backend):
             self._runtime = trt.Runtime(self._logger)
             self._stream = torch.cuda.Stream(dev)
             for role in ("encoder", "predictor"):
-                self._load(role, onnx_paths[role])
+                self._load(role, self.onnx_paths[role])
 
     # --- configure time ---------------------------------------------------------------------------
 
