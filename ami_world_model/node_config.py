@@ -38,7 +38,14 @@ class PlannerNodeConfig:
         "World-model checkpoint path without extension (<path>.safetensors + <path>.json). Relative paths "
         "resolve against the package share dir, then the repository root, then the working directory.")
     backend: str = param("auto", "Inference backend.", choices=BACKENDS)
-    device: str = param("cpu", "Torch device for the torch backend and the planner (cpu, cuda, cuda:1).")
+    device: str = param("cpu", "Device for the backend and the planner (cpu, cuda, cuda:1).")
+    engine_cache_dir: str = param(
+        "", "ONNX exports and TensorRT engines (built when missing, keyed on model, GPU and TensorRT "
+        "version). Empty: $AMI_WM_CACHE_DIR or ~/.cache/ami_world_model.")
+    onnx_dir: str = param("", "Use the ONNX files from `ami-wm export` in this folder; empty: export into "
+                              "the cache.")
+    enable_fp16: bool = param(True, "Build TensorRT engines in FP16 (other backends run FP32).")
+    backend_num_threads: int = param(0, "ONNX Runtime intra-op threads on CPU; 0: its default.", lo=0, hi=256)
     # --- output ---
     output_mode: str = param(
         "servo_twist", "servo_twist: TwistStamped to MoveIt Servo; joint_trajectory: one-point "

@@ -52,15 +52,19 @@ class _TorchAdapter:
         self.model = None
 
 
-def open_backend(path: Path, kind: str, device: str):
+def open_backend(path: Path, cfg: PlannerNodeConfig):
     """The configured backend for checkpoint ``path`` (stem). Raises the loader's error on failure."""
     try:
         from ami_world_model.inference.backends import make_backend
     except ImportError:
-        if kind not in ("auto", "torch"):
-            raise ConfigError(f"backend {kind!r} requested but ami_world_model.inference.backends is missing") from None
-        return _TorchAdapter(str(path), device)
-    return make_backend(str(path), kind=kind, device=device)
+        if cfg.backend not in ("auto", "torch"):
+            raise ConfigError(f"backend {cfg.backend!r} requested but ami_world_model.inference.backends "
+                              "is missing") from None
+        return _TorchAdapter(str(path), cfg.device)
+    return make_backend(str(path), kind=cfg.backend, device=cfg.device, cache_dir=cfg.engine_cache_dir or None,
+                        precision="fp16" if cfg.enable_fp16 else "fp32",
+                        max_batch=cfg.planner_num_samples, onnx_dir=cfg.onnx_dir or None,
+                        num_threads=cfg.backend_num_threads or None)
 
 
 @dataclass
@@ -83,7 +87,7 @@ class PlanningEngine:
 
     def __init__(self, cfg: PlannerNodeConfig, checkpoint: Path) -> None:
         self.cfg = cfg
-        self.backend = open_backend(checkpoint, cfg.backend, cfg.device)
+        self.backend = open_backend(checkpoint, cfg)
         wm = self.backend.config
         self.wm_config = wm
         self.image_hw = (wm.image.height, wm.image.width)
