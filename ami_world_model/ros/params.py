@@ -64,3 +64,27 @@ def read_config(node: Node) -> PlannerNodeConfig:
             v = list(v)
         values[f.name] = v
     return PlannerNodeConfig.from_params(values)
+
+
+def install_validation(node: Node) -> None:
+    """Refuse parameter changes that PlannerNodeConfig would reject (choices, cross-field rules)."""
+    from rcl_interfaces.msg import SetParametersResult
+
+    from ami_world_model.config import ConfigError
+
+    def check(params) -> SetParametersResult:
+        try:
+            values = dataclasses.asdict(read_config(node))
+        except ConfigError:
+            values = dataclasses.asdict(PlannerNodeConfig())  # current values already invalid: judge the new
+        for p in params:
+            if p.name in values:
+                values[p.name] = [] if p.value is None else (list(p.value) if isinstance(p.value, (list, tuple))
+                                                             else p.value)
+        try:
+            PlannerNodeConfig.from_params(values)
+        except (ConfigError, TypeError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(check)

@@ -30,7 +30,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from ami_world_model import safety
 from ami_world_model.node_config import PlannerNodeConfig, resolve_checkpoint
 from ami_world_model.ros import conversions
-from ami_world_model.ros.params import declare_parameters, read_config
+from ami_world_model.ros.params import declare_parameters, install_validation, read_config
 
 SENSOR_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT,
                         durability=DurabilityPolicy.VOLATILE)  # qos_profile_sensor_data with depth 1
@@ -57,6 +57,7 @@ class PlannerNode(LifecycleNode):
     def __init__(self, node_name: str = "planner_node", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         declare_parameters(self)
+        install_validation(self)  # after declaring: overrides were checked by from_params at configure
         # Callbacks may run on a MultiThreadedExecutor (ami-wm run): one lock guards the shared state.
         self._lock = threading.RLock()
         self._lc_state = "unconfigured"
