@@ -57,6 +57,7 @@ def collect(out: Path, episodes: int, steps: int, seed: int, storage: str = "mca
     base = 1.0  # sim time of the first frame; 0 would read as "no stamp"
     t0 = time.perf_counter()
     bar = tqdm(total=episodes * steps, desc="collect", unit="step", disable=not progress)
+    block_moving_steps = 0  # steps in which the block moved > 1 mm: how much of the data has contact
     with BagWriter(out, storage=storage) as bag:
         for ep in range(episodes):
             ep_seed = seed + ep
@@ -72,8 +73,10 @@ def collect(out: Path, episodes: int, steps: int, seed: int, storage: str = "mca
                 v = policy.act(cell) if i < steps else np.zeros(2)
                 bag.twist_stamped(TWIST_TOPIC, t + COMMAND_LATENCY_S, (v[0], v[1], 0.0))
                 if i < steps:
+                    block_before = cell.block_position()
                     cell.apply_twist(v[0], v[1])
                     cell.step()
+                    block_moving_steps += int(np.linalg.norm(cell.block_position() - block_before) > 1e-3)
                     bar.update(1)
             base = base + cell.time + EPISODE_GAP_S
         counts = dict(bag.counts)
@@ -82,7 +85,7 @@ def collect(out: Path, episodes: int, steps: int, seed: int, storage: str = "mca
     wall = time.perf_counter() - t0
     return {"bag": str(out), "episodes": episodes, "steps": episodes * steps, "wall_s": round(wall, 2),
             "steps_per_s": round(episodes * steps / max(wall, 1e-9), 1), "counts": counts,
-            "mode_steps": policy.mode_counts}
+            "mode_steps": policy.mode_counts, "block_moving_steps": block_moving_steps}
 
 
 def main(args: argparse.Namespace) -> int:
