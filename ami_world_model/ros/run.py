@@ -1,0 +1,123 @@
+"""`ami-wm run`: planner_node (and the simulated cell with --sim) in one process — the pip-path launch.
+
+The equivalent of ``ros2 launch ami_world_model planner.launch.py`` for installs without launch_ros: the
+same nodes and the same YAML, composed by hand on one rclpy MultiThreadedExecutor; the planner is
+configured and activated here, as the launch file does with lifecycle events.
+
+    ami-wm run --sim --checkpoint models/default --param control_rate_hz:=10.0
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any, List, Optional
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def default_config() -> Path:
+    """config/planner.yaml: the package share dir when installed by colcon, else the repository's."""
+    from ami_world_model.ros.planner_node import package_share_dir
+
+    share = package_share_dir()
+    if share is not None and (share / "config" / "planner.yaml").exists():
+        return share / "config" / "planner.yaml"
+    return REPO / "config" / "planner.yaml"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None, help="planner_node parameters YAML "
+                   "(default: config/planner.yaml of the install or the repository)")
+    p.add_argument("--sim", action="store_true", help="also start sim_cell_node (the simulated cell)")
+    p.add_argument("--checkpoint", default=None, help="world-model checkpoint (overrides the YAML)")
+    p.add_argument("--backend", default=None, help="auto | torch | onnxruntime | tensorrt")
+    p.add_argument("--output-mode", default=None, help="servo_twist | joint_trajectory")
+    p.add_argument("--camera-topic", default=None, help="camera sensor_msgs/Image topic")
+    p.add_argument("--goal-topic", default=None, help="goal sensor_msgs/Image topic")
+    p.add_argument("--use-sim-time", action="store_true", help="use /clock (implied by --sim)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
+                   help="planner_node parameter override (YAML value), repeatable")
+    p.add_argument("--no-activate", action="store_true", help="leave the planner unconfigured")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run until ^C)")
+
+
+def parse_overrides(args: argparse.Namespace) -> List[Any]:
+    """The planner's parameter overrides: named flags first, then --param (later wins)."""
+    from rclpy.parameter import Parameter
+
+    values = {}
+    for flag, name in (("checkpoint", "checkpoint"), ("backend", "backend"), ("output_mode", "output_mode"),
+                       ("camera_topic", "camera_topic"), ("goal_topic", "goal_topic")):
+        if getattr(args, flag) is not None:
+            values[name] = getattr(args, flag)
+    for item in args.param:
+        if ":=" not in item:
+            raise SystemExit(f"--param expects NAME:=VALUE, got {item!r}")
+        name, raw = item.split(":=", 1)
+        values[name.strip()] = yaml.safe_load(raw) if raw else ""
+    return [Parameter(k, value=v) for k, v in values.items()]
+
+
+def main(args: argparse.Namespace) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from ami_world_model.ros.planner_node import PlannerNode
+
+    config = args.config or default_config()
+    if not config.exists():
+        print(f"parameters file {config} not found")
+        return 2
+    sim_time = bool(args.use_sim_time or args.sim)
+    rclpy.init(args=["--ros-args", "--params-file", str(config)])
+    nodes = []
+    executor = MultiThreadedExecutor()
+    try:
+        overrides = parse_overrides(args) + [Parameter("use_sim_time", value=sim_time)]
+        planner = PlannerNode(parameter_overrides=overrides)
+        nodes.append(planner)
+        if args.sim:
+            from ami_world_model.ros.sim_cell_node import SimCellNode
+
+            nodes.append(SimCellNode(parameter_overrides=[Parameter("use_sim_time", value=sim_time)]))
+        for n in nodes:
+            executor.add_node(n)
+        if not args.no_activate:
+            if planner.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                planner.get_logger().error("configure failed (see above); exiting")
+                return 1
+            if planner.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                planner.get_logger().error("activate failed; exiting")
+                return 1
+            planner.get_logger().info("planner_node active")
+        end = time.monotonic() + args.duration if args.duration > 0 else None
+        while rclpy.ok() and (end is None or time.monotonic() < end):
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for n in nodes:
+            if isinstance(n, PlannerNode) and n._active:
+                n.trigger_deactivate()  # one zero command on the way out
+            executor.remove_node(n)
+            n.destroy_node()
+        executor.shutdown()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+def run_cli(argv: Optional[List[str]] = None) -> int:
+    """Entry for `python -m ami_world_model.ros.run`."""
+    p = argparse.ArgumentParser(prog="ami-wm run", description=__doc__)
+    add_arguments(p)
+    return main(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli())
