@@ -103,8 +103,13 @@ def test_engine_parity_with_torch_on_device(model, tmp_path, precision, tol):
     images = torch.rand(3, 3, 64, 64, device="cuda")
     z = torch.randn(40, 1, cfg.num_latents, cfg.latent_dim, device="cuda")  # > max_batch: split in two
     actions = 0.1 * torch.randn(40, 1, 2, device="cuda")
-    with torch.no_grad():
-        ref_z, ref_next = ref_model.encode(images), ref_model.next(z, actions)
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # a true FP32 reference
+    try:
+        with torch.no_grad():
+            ref_z, ref_next = ref_model.encode(images), ref_model.next(z, actions)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
     got_z, got_next = backend.encode(images), backend.next(z, actions)
     assert got_z.device.type == "cuda" and got_next.device.type == "cuda"  # stays on the GPU
     assert _rel_l2(got_z, ref_z) < tol and _rel_l2(got_next, ref_next) < tol

@@ -84,6 +84,14 @@ class OnnxRuntimeBackend(Backend):
                 sess = ort.InferenceSession(str(path), sess_options=opts, providers=self._providers)
             except Exception as e:  # ORT raises its own exception types for corrupt / invalid files
                 raise BackendError(f"onnxruntime backend: cannot load {path}: {e}") from e
+            used = sess.get_providers()[0]
+            wanted = self._providers[0] if isinstance(self._providers[0], str) else self._providers[0][0]
+            if used != wanted:  # ORT silently falls back to CPU when e.g. the CUDA libraries do not load
+                raise BackendError(
+                    f"onnxruntime backend: {wanted} could not be initialised for {path} (session runs on "
+                    f"{used}); check that onnxruntime-gpu matches this CUDA (torch.version.cuda = "
+                    f"{torch.version.cuda})"
+                )
             self._check(sess, role, path, weights_sha256)
             self._sessions[role] = sess
         self._inputs: List[str] = onnx_io.predictor_inputs(config)
@@ -100,6 +108,13 @@ class OnnxRuntimeBackend(Backend):
                 f"onnxruntime backend: device {self.device} asked for, but this onnxruntime has no CUDA "
                 f"execution provider (available: {available}); install onnxruntime-gpu"
             )
+        if hasattr(ort, "preload_dlls"):
+            # onnxruntime-gpu >= 1.21: load the CUDA / cuDNN libraries that the torch wheels installed,
+            # instead of requiring a system CUDA toolkit.
+            try:
+                ort.preload_dlls()
+            except Exception as e:  # best effort: session creation below reports what is really missing
+                log.debug("onnxruntime.preload_dlls failed: %s", e)
         idx = self.device.index if self.device.index is not None else 0
         providers: List = [("CUDAExecutionProvider", {"device_id": idx}), "CPUExecutionProvider"]
         if tensorrt_ep:
