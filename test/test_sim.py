@@ -141,8 +141,17 @@ def test_goal_success_and_distance(cell):
         cell.set_state(goal.state)
         assert cell.success() and cell.distance_to_goal() < 1e-6
         cell.set_state(start)
+    cell.set_state(CellState(cell.ik(0.22, 0.0), cell.get_state().block + np.array([0, 0.3, 0, 0, 0, 0, 0])))
+    cell.apply_twist(0.05, 0.0)
+    cell.step()
+    before = (cell.time, cell.ee_position(), cell.joint_velocities())
     new = cell.sample_goal("reach", np.random.default_rng(0))
     assert cell.goal is new and cell.ik(*new.ee_position[:2]) is not None
+    # Sampling a goal mid-motion leaves the scene, its velocities and the active command untouched.
+    assert cell.time == before[0] and np.allclose(cell.ee_position(), before[1])
+    assert np.allclose(cell.joint_velocities(), before[2])
+    cell.step()
+    assert cell.ee_position()[0] - before[1][0] > 0.003
 
 
 def test_rollout_is_deterministic(cell):

@@ -386,10 +386,15 @@ class SimCell:
         raise RuntimeError("could not sample a start (sample_area too small for the arm?)")
 
     def _make_goal(self, task: str, state: CellState) -> Goal:
-        saved = self.get_state()
+        # Save the whole dynamic state (velocities, commands too): sampling a goal mid-episode changes nothing.
+        d = self.data
+        saved = (d.time, d.qpos.copy(), d.qvel.copy(), d.ctrl.copy(), d.act.copy(), self._mode, self._twist.copy(),
+                 self._traj_t, self._traj_q)
         self.set_state(state)
         goal = Goal(task, state.copy(), self.render(), self.ee_position(), self.block_position())
-        self.set_state(saved)
+        d.time, d.qpos[:], d.qvel[:], d.ctrl[:], d.act[:] = saved[:5]
+        self._mode, self._twist, self._traj_t, self._traj_q = saved[5:]
+        mujoco.mj_forward(self.model, d)
         return goal
 
     def _apply_appearance(self, rng: np.random.Generator) -> None:
