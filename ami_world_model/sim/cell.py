@@ -275,6 +275,9 @@ class SimCell:
             qdot = self._servo_twist() if self._mode == "twist" else self._servo_trajectory(servo_dt)
             self.data.ctrl[:3] = self._limit_joint_velocity(qdot, servo_dt)
             mujoco.mj_step(self.model, self.data, nstep=n_sub)
+        # mj_step leaves positions (xpos, site_xpos) from before its last integration: refresh them so reads
+        # and renders show the state at the new time.
+        mujoco.mj_forward(self.model, self.data)
 
     def close(self) -> None:
         if self._renderer is not None:
