@@ -71,6 +71,8 @@ class PlannerNode(LifecycleNode):
         self._debug_timer = None
         self._frame: Optional[np.ndarray] = None  # newest model input [3, H, W]
         self._frame_seq = 0
+        self._frame_stamp = None
+        self.planned_frame_stamp = None  # camera stamp of the frame the newest command was planned from
         self._planned_seq = 0
         self._joints: Optional[List[float]] = None
         self._joint_names: List[str] = []
@@ -244,7 +246,7 @@ class PlannerNode(LifecycleNode):
         except Exception as exc:  # noqa: BLE001 - bad input never stops the node
             self._reject("image", exc)
             return
-        self._store_frame(frame, t0)
+        self._store_frame(frame, t0, msg.header.stamp)
 
     def _on_compressed(self, msg: CompressedImage) -> None:
         if not self._active:
@@ -256,15 +258,16 @@ class PlannerNode(LifecycleNode):
         except Exception as exc:  # noqa: BLE001
             self._reject("image", exc)
             return
-        self._store_frame(frame, t0)
+        self._store_frame(frame, t0, msg.header.stamp)
 
-    def _store_frame(self, frame: np.ndarray, t0: float) -> None:
+    def _store_frame(self, frame: np.ndarray, t0: float, stamp=None) -> None:
         now = self._now()
         with self._lock:
             if self.sup is None:
                 return
             self._latency["convert_ms"] = (time.perf_counter() - t0) * 1e3
             self._frame = frame
+            self._frame_stamp = stamp  # the camera's stamp, kept with the frame (latency measurements)
             self._frame_seq += 1
             self._rate["image"].tick(now)
             self.sup.image_received(now)
@@ -359,6 +362,7 @@ class PlannerNode(LifecycleNode):
             if self._frame_seq == self._planned_seq:
                 return  # no new frame since the last plan: nothing new to act on (watchdog covers stale)
             self._planned_seq = self._frame_seq
+            self.planned_frame_stamp = self._frame_stamp
             deadline = self.cfg.control_period_s * self.cfg.planner_deadline_fraction
             try:
                 step = self.engine.step(self._frame, self._joints, deadline)
