@@ -20,6 +20,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # 
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 pytestmark = pytest.mark.ros
 ENTRY = Path(sys.executable).with_name("sim_cell_node")
@@ -181,6 +182,21 @@ def test_in_process_lockstep_with_sim_time(context):
         p1 = sim.cell.ee_position()[:2]
         sim.advance(2)
         assert np.linalg.norm(sim.cell.ee_position()[:2] - p1) < 1e-3
+
+        # The JTC-like interface: one point by joint name (order differs from the cell's), reached on time.
+        target = sim.cell.ik(0.25, 0.03)
+        traj = JointTrajectory()
+        traj.joint_names = ["elbow", "shoulder"]
+        pt = JointTrajectoryPoint()
+        pt.positions = [float(target[1]), float(target[0])]
+        pt.time_from_start.nanosec = 300_000_000
+        traj.points = [pt]
+        pub = probe.node.create_publisher(JointTrajectory, "/joint_trajectory_controller/joint_trajectory",
+                                          QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        before = sim.commands_received
+        assert probe.spin_until(lambda: (pub.publish(traj), sim.commands_received > before)[1], timeout=10)
+        sim.advance(5)
+        np.testing.assert_allclose(sim.cell.joint_positions()[:2], target[:2], atol=0.01)
     finally:
         probe.executor.remove_node(sim)
         sim.destroy_node()
