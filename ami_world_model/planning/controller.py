@@ -193,7 +193,7 @@ class RecedingHorizonController:
         if cfg.grad_refine_steps > 0 and not deadline_hit and not torch.is_inference_mode_enabled():
             best, best_cost, best_energy, grad_steps, deadline_hit = self._refine(
                 state0, goal, dynamics, energy_fn, prev, scale, best, best_cost, best_energy,
-                t_start, deadline_s,
+                t_start, deadline_s, max(iteration_s),
             )
 
         self._plan = best
@@ -288,11 +288,15 @@ class RecedingHorizonController:
         best_energy: float,
         t_start: float,
         deadline_s: Optional[float],
+        first_estimate_s: float,
     ) -> Tuple[Tensor, float, float, int, bool]:
-        """Adam on the best sequence (in range-normalised units), projected after each step; keeps the best."""
+        """Adam on the best sequence (in range-normalised units), projected after each step; keeps the best.
+
+        Before any step is timed, one sampling iteration's time stands in for a step's (conservative: a
+        batch-1 forward + backward rarely costs more than a batch-S forward)."""
         u = (best / scale).unsqueeze(0).clone().requires_grad_(True)  # [1, H, A]
         opt = torch.optim.Adam([u], lr=self.cfg.grad_refine_lr)
-        steps, slowest, hit = 0, 0.0, False
+        steps, slowest, hit = 0, first_estimate_s, False
         with torch.enable_grad():
             for i in range(self.cfg.grad_refine_steps + 1):  # +1: score the last update too
                 if deadline_s is not None and time.perf_counter() - t_start + slowest > deadline_s:
@@ -310,5 +314,6 @@ class RecedingHorizonController:
                 costs.sum().backward()
                 opt.step()
                 steps += 1
-                slowest = max(slowest, time.perf_counter() - t0)
+                took = time.perf_counter() - t0
+                slowest = took if steps == 1 else max(slowest, took)
         return best, best_cost, best_energy, steps, hit
