@@ -79,6 +79,11 @@ def check_model(size: str, batch: int, repeats: int, work: Path) -> Dict[str, An
     torch.manual_seed(0)
     cfg = getattr(WorldModelConfig, size)()
     model = WorldModel(cfg).eval()
+    with torch.no_grad():
+        # Untrained, the predictor's head is zero (output = input z): perturb every weight so the
+        # predictor parity compares real computation, not a copy of the input.
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
     dev = torch.device("cuda")
     res: Dict[str, Any] = {
         "model": size, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),

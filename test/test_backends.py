@@ -18,8 +18,14 @@ needs_ort = pytest.mark.skipif(not HAVE_ORT, reason="onnxruntime is not installe
 
 
 def _model(seed: int = 0, **overrides) -> WorldModel:
+    """An untrained model with every weight perturbed: the predictor's head starts at zero (an exact copy
+    of its input), which would make predictor parity trivially true."""
     torch.manual_seed(seed)
-    return WorldModel(WorldModelConfig.tiny(**overrides)).eval()
+    model = WorldModel(WorldModelConfig.tiny(**overrides)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,14 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
 
 def _model(seed: int = 0, **overrides) -> WorldModel:
+    """An untrained model with every weight perturbed: the predictor's head starts at zero (an exact copy
+    of its input), which would make predictor parity trivially true."""
     torch.manual_seed(seed)
-    return WorldModel(WorldModelConfig.tiny(**overrides)).eval()
+    model = WorldModel(WorldModelConfig.tiny(**overrides)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +72,8 @@ def test_onnxruntime_matches_torch_fp32(exported, batch):
     got_z = _session(out / "encoder.onnx").run(None, {"images": images.numpy()})[0]
     got_next = _session(out / "predictor.onnx").run(None, {"z": z.numpy(), "actions": actions.numpy()})[0]
     assert got_z.shape == ref_z.shape == (batch, cfg.num_latents, cfg.latent_dim)
+    delta = ref_next - z[:, -1].numpy()  # what the predictor adds to its input: must be non-trivial here
+    assert np.linalg.norm(delta) > 0.05 * np.linalg.norm(ref_next)
     np.testing.assert_allclose(got_z, ref_z, atol=1e-4, rtol=0)
     np.testing.assert_allclose(got_next, ref_next, atol=1e-4, rtol=0)
 
@@ -80,6 +88,10 @@ def test_predictor_with_states_and_two_context_frames(tmp_path):
         ref = model.next(z, a, s).numpy()
     got = sess.run(None, {"z": z.numpy(), "actions": a.numpy(), "states": s.numpy()})[0]
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
+    s2 = s.clone()
+    s2[:, -1] += 1.0  # the states input is really used
+    with torch.no_grad():
+        assert not torch.allclose(model.next(z, a, s2), torch.from_numpy(ref), atol=1e-3)
 
 
 def test_fp16_export_keeps_fp32_io_and_stays_close(tmp_path):

@@ -85,7 +85,11 @@ def model():
     from ami_world_model.models.world_model import WorldModel
 
     torch.manual_seed(0)
-    return WorldModel(WorldModelConfig.tiny()).eval()
+    model = WorldModel(WorldModelConfig.tiny()).eval()
+    with torch.no_grad():  # the predictor head starts at zero (output = input): perturb to test something
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
 
 
 def _rel_l2(a, b):

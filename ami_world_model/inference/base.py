@@ -64,6 +64,8 @@ class Backend(abc.ABC):
         if z.dim() != 4 or tuple(z.shape[2:]) != (n, d):
             raise ValueError(f"{self.name}.next: expected z [B,T,{n},{d}], got {list(z.shape)}")
         b, t = z.shape[:2]
+        if b < 1 or t < 1:
+            raise ValueError(f"{self.name}.next: empty batch or no frames, z {list(z.shape)}")
         if fixed_frames is not None and t != fixed_frames:
             raise ValueError(
                 f"{self.name}.next: this backend was exported for T = context_frames = {fixed_frames} "

@@ -31,6 +31,16 @@ PRECISIONS = ("fp16", "fp32")
 WORKSPACE_BYTES = 1 << 30  # builder scratch memory; these graphs need far less
 
 
+_LOGGER = None  # one TensorRT logger per process (TensorRT warns when runtimes get different ones)
+
+
+def _trt_logger(trt):
+    global _LOGGER
+    if _LOGGER is None:
+        _LOGGER = trt.Logger(trt.Logger.WARNING)
+    return _LOGGER
+
+
 def import_tensorrt():
     """The tensorrt module, or BackendError saying how to get it (raised at configure time)."""
     try:
@@ -87,7 +97,7 @@ class TensorRTBackend(Backend):
             dev = torch.device("cuda", torch.cuda.current_device())
         super().__init__(model.config, dev)
         self._trt = trt
-        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._logger = _trt_logger(trt)
         self.precision = precision
         self.cache_dir = Path(cache_dir)
         self.max_batch = {"encoder": max_encoder_batch, "predictor": max_batch}
@@ -215,6 +225,10 @@ class TensorRTBackend(Backend):
         ctx = self._contexts.get(role)
         if ctx is None:
             raise RuntimeError("tensorrt backend: used after close()")
+        with torch.cuda.device(self.device):
+            return self._enqueue(role, ctx, feeds)
+
+    def _enqueue(self, role: str, ctx, feeds: Dict[str, Tensor]) -> Tensor:
         b = next(iter(feeds.values())).shape[0]
         out = torch.empty((b, self.config.num_latents, self.config.latent_dim), dtype=torch.float32,
                           device=self.device)
