@@ -1,7 +1,7 @@
 """The planner node's safety logic as small, pure state machines (no ROS, no torch: unit-testable).
 
 The node asks :class:`SafetySupervisor` once per control tick whether it may plan, and tells it what the
-plan and the model said afterwards. Every stop publishes ONE zero command (if motion was commanded since
+plan and the model said afterwards. Every stop publishes ONE zero command (if a planned command went out since
 the last zero) and then stays silent, so a downstream controller's own timeout takes over. See
 docs/SAFETY.md for why each signal was chosen.
 """
@@ -159,7 +159,7 @@ class SafetySupervisor:
     latched: str = ""
     last_image_s: Optional[float] = None
     last_joint_s: Optional[float] = None
-    motion_since_zero: bool = False  # a non-zero command went out since the last zero
+    motion_since_zero: bool = False  # a planned command went out since the last stop zero
     _below_goal: int = 0
     _surprised: int = 0
     _no_progress: int = 0
@@ -249,7 +249,8 @@ class SafetySupervisor:
         return Decision(PLAN)
 
     def commanded(self, nonzero: bool) -> None:
-        """Record that a command went out (a zero resets the one-zero bookkeeping)."""
+        """Record that a command went out: a planned one (``nonzero`` True, whatever its values) earns one
+        stop zero later; a stop zero (False) resets the bookkeeping."""
         self.motion_since_zero = bool(nonzero)
 
     @property

@@ -401,7 +401,7 @@ class PlannerNode(LifecycleNode):
                 self.get_logger().info(f"not commanding: {reason}")
             self._publish_safety_state(force=True)
 
-    def _publish_command(self, v: List[float]) -> bool:
+    def _publish_command(self, v: List[float], zero: bool = False) -> bool:
         """Publish one command of the configured type; False when it cannot be formed (no joint state)."""
         cfg = self.cfg
         if cfg.output_mode == "servo_twist":
@@ -423,8 +423,7 @@ class PlannerNode(LifecycleNode):
             point.time_from_start = Duration(sec=int(period), nanosec=int((period % 1.0) * 1e9))
             msg.points = [point]
         self._cmd_pub.publish(msg)
-        nonzero = any(x != 0.0 for x in v)
-        self.sup.commanded(nonzero)
+        self.sup.commanded(not zero)  # any planned command (even all-zero values) earns a stop zero later
         self._prev_cmd = list(v)
         self._commands_sent += 1
         self._rate["command"].tick(self._now())
@@ -442,7 +441,7 @@ class PlannerNode(LifecycleNode):
             self.sup.commanded(False)
             self._prev_cmd = [0.0] * n
         else:
-            self._publish_command([0.0] * n)
+            self._publish_command([0.0] * n, zero=True)
         self._zeros_sent += 1
 
     def _switch_servo_to_twist(self) -> None:
