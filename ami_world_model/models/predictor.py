@@ -42,6 +42,9 @@ class ACPredictor(nn.Module):
         nn.init.trunc_normal_(self.space_pos, std=0.02)
         nn.init.trunc_normal_(self.time_pos, std=0.02)
         rescale_residuals(self.blocks)
+        # zero head: an untrained predictor is exactly the copy baseline, training learns the change
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     @property
     def tokens_per_frame(self) -> int:

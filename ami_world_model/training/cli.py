@@ -1,0 +1,117 @@
+"""`ami-wm train encoder|predictor`: JEPA pretraining, then the action-conditioned predictor.
+
+  ami-wm train encoder   --data episodes.npz|bag_dir --out runs/enc [--steps N --batch-size B --seed S]
+  ami-wm train predictor --data ... --encoder runs/enc --out runs/wm   (writes a full world model checkpoint)
+
+Multi-process: `torchrun --nproc_per_node 2 -m ami_world_model.training.cli encoder ...` (or the `ami-wm`
+script under torchrun): DDP over gloo on CPU, nccl on GPU; --batch-size is per process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import List
+
+from ami_world_model.config import ImageSpec
+from ami_world_model.data.episodes import EpisodeSet
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("stage", choices=["encoder", "predictor"], help="which stage to train")
+    p.add_argument("--data", required=True, type=Path, help="EpisodeSet .npz or rosbag2 directory")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint stem: writes <out>.safetensors/.json")
+    p.add_argument("--steps", type=int, default=None, help="total optimiser steps (default: the config's)")
+    p.add_argument("--batch-size", type=int, default=None, help="per process")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-every", type=int, default=None, help="validate (and save resume state) every N steps")
+    p.add_argument("--resume", action="store_true", help="continue from <out>.train.safetensors/.json")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    enc = p.add_argument_group("encoder stage")
+    enc.add_argument("--preset", choices=["tiny", "vit_s16_224"], default="tiny", help="encoder size")
+    pred = p.add_argument_group("predictor stage")
+    pred.add_argument("--encoder", type=Path, help="encoder checkpoint (from `train encoder`) [predictor]")
+    pred.add_argument("--context-frames", type=int, default=None, help="k")
+    pred.add_argument("--horizon", type=int, default=None, help="rollout steps trained")
+    bag = p.add_argument_group("rosbag2 input (when --data is a bag directory)")
+    bag.add_argument("--image-topic", default=None)
+    bag.add_argument("--action-topic", default=None)
+    bag.add_argument("--action-fields", default=None, help="comma list, e.g. twist.linear.x,twist.linear.y")
+    bag.add_argument("--state-topic", default=None)
+    bag.add_argument("--tolerance-s", type=float, default=None)
+    bag.add_argument("--frame-skip", type=int, default=1, help="keep every k-th frame (actions averaged)")
+
+
+def load_data(args: argparse.Namespace, image: ImageSpec) -> EpisodeSet:
+    """An EpisodeSet from a .npz file, or from a rosbag2 directory via data.bags (imported only then)."""
+    path: Path = args.data
+    if path.is_dir():
+        from ami_world_model.data.bags import BagSpec, load_episodes  # lazy: rosbags only for bag input
+
+        kw = {"image_size": [image.height, image.width], "frame_skip": args.frame_skip}
+        for name in ("image_topic", "action_topic", "state_topic", "tolerance_s"):
+            if getattr(args, name) is not None:
+                kw[name] = getattr(args, name)
+        if args.action_fields:
+            kw["action_fields"] = [f.strip() for f in args.action_fields.split(",") if f.strip()]
+        return load_episodes(path, BagSpec(**kw))
+    if path.suffix == ".npz" and path.exists():
+        return EpisodeSet.load(path)
+    raise FileNotFoundError(f"--data {path}: expected an EpisodeSet .npz file or a rosbag2 directory")
+
+
+def _overrides(args: argparse.Namespace, names: List[str]) -> dict:
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+
+    from ami_world_model.models.config import WorldModelConfig
+    from ami_world_model.training import common
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ctx = common.init_distributed(args.device)
+    try:
+        common_kw = _overrides(args, ["steps", "batch_size", "lr", "val_every"])
+        common_kw["seed"] = args.seed
+        if args.stage == "encoder":
+            from ami_world_model.training.train_encoder import EncoderTrainConfig, train_encoder
+
+            preset = getattr(WorldModelConfig, args.preset)()
+            cfg = replace(EncoderTrainConfig(image=preset.image, encoder=preset.encoder), **common_kw)
+            data = load_data(args, cfg.image)
+            _, metrics = train_encoder(data, cfg, out=args.out, resume=args.resume, ctx=ctx,
+                                       show_progress=not args.no_progress)
+        else:
+            from ami_world_model.models.checkpoint import load_encoder
+            from ami_world_model.training.train_predictor import PredictorTrainConfig, train_predictor
+
+            if args.encoder is None:
+                print("ami-wm train predictor: --encoder <checkpoint> is required", file=sys.stderr)
+                return 2
+            encoder, _ = load_encoder(args.encoder)
+            cfg = replace(PredictorTrainConfig(), **common_kw, **_overrides(args, ["context_frames", "horizon"]))
+            data = load_data(args, encoder.image)
+            if not args.data.is_dir():  # bags apply frame_skip while reading
+                cfg = replace(cfg, frame_skip=args.frame_skip)
+            _, metrics = train_predictor(data, encoder, cfg, out=args.out, resume=args.resume, ctx=ctx,
+                                         show_progress=not args.no_progress)
+        if ctx.is_main:
+            summary = {k: v for k, v in metrics.items() if k != "history"}
+            print(json.dumps(summary, sort_keys=True))
+    finally:
+        common.close_distributed(ctx)
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="ami_world_model.training.cli")
+    add_arguments(parser)
+    sys.exit(main(parser.parse_args()))
