@@ -308,3 +308,41 @@ def test_fuzzed_images_and_nan_joints_never_command(twist_ckpt):
         assert ok, "node stopped commanding after bad input"
     finally:
         h.close()
+
+
+def test_observability_topics(twist_ckpt):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from std_msgs.msg import Float32, Float32MultiArray
+
+    h = _start("observe", twist_ckpt, debug_image_rate_hz=5.0)
+    got = {"energy": [], "plan": [], "debug": [], "diag": []}
+    h.peer.create_subscription(Float32, "/planner_node/energy", got["energy"].append, 10)
+    h.peer.create_subscription(Float32MultiArray, "/planner_node/planned_actions", got["plan"].append, 10)
+    h.peer.create_subscription(Image, "/planner_node/debug_image", got["debug"].append, 10)
+    h.peer.create_subscription(DiagnosticArray, "/diagnostics", got["diag"].append, 10)
+    s = Streamer(h.image_pub)
+    try:
+        # diagnostics while unconfigured
+        assert wait_for(lambda: got["diag"], 5.0)
+        first = got["diag"][0].status[0]
+        assert first.name == "planner_node: planner" and "unconfigured" in first.message
+        _activate(h)
+        s.start()
+        counts = {k: len(v) for k, v in got.items()}
+        assert wait_for(lambda: got["energy"] and got["plan"] and got["debug"], 5.0), counts
+        assert math.isfinite(got["energy"][-1].data)
+        plan = got["plan"][-1]
+        assert [d.label for d in plan.layout.dim] == ["horizon", "action"]
+        assert len(plan.data) == plan.layout.dim[0].size * plan.layout.dim[1].size == 2 * 2
+        dbg = got["debug"][-1]
+        assert (dbg.width, dbg.height, dbg.encoding) == (128, 64, "rgb8")  # current | goal at model size
+        n = len(got["diag"])
+        assert wait_for(lambda: len(got["diag"]) > n + 1, 5.0)
+        values = {kv.key: kv.value for kv in got["diag"][-1].status[0].values}
+        assert values["lifecycle_state"] == "active" and int(values["images_received"]) > 0
+        for key in ("image_rate_hz", "image_age_s", "encode_ms", "plan_ms", "backend", "energy", "safety_state",
+                    "rejected_image", "rejected_joint_state", "surprise_ratio"):
+            assert key in values, key
+    finally:
+        s.stop()
+        h.close()
