@@ -138,3 +138,16 @@ def test_cli_export_bad_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert cli.main(["export", str(tmp_path / "broken"), "--out-dir", str(tmp_path / "o")]) == 2
     assert "cannot load" in capsys.readouterr().out
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_tensorrt_without_tensorrt_or_gpu_is_a_clear_error(exported, tmp_path, capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None and torch.cuda.is_available():
+        pytest.skip("tensorrt and a GPU are present: the engine build is covered by test_tensorrt.py")
+    model, _ = exported
+    stem = save_world_model(model, tmp_path / "wm")
+    assert cli.main(["export", str(stem), "--out-dir", str(tmp_path / "o"), "--tensorrt"]) == 2
+    out = capsys.readouterr().out
+    assert "tensorrt" in out and ("not installed" in out or "needs a CUDA device" in out)
+    assert (tmp_path / "o" / "encoder.onnx").is_file()  # the ONNX export itself still happened
