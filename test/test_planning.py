@@ -225,6 +225,15 @@ def test_grad_refinement_skipped_for_non_differentiable_dynamics() -> None:
     assert res.grad_steps == 0
 
 
+def test_grad_refinement_skipped_under_inference_mode() -> None:
+    # A node plans inside torch.inference_mode(), where no autograd graph can be built.
+    cfg = PlannerConfig(num_samples=8, horizon_steps=2, iterations=1, top_k=2, grad_refine_steps=5)
+    with torch.inference_mode():
+        res = RecedingHorizonController(cfg, [-1.0], [1.0]).plan(torch.zeros(1, 1), torch.ones(1),
+                                                                lambda z, a: z + a)
+    assert res.grad_steps == 0 and res.iterations == 1
+
+
 def test_all_nan_costs_raise_planning_error() -> None:
     ctrl = RecedingHorizonController(PlannerConfig(num_samples=8, top_k=2), [-1.0], [1.0])
     with pytest.raises(PlanningError, match="NaN or inf"):
