@@ -7,10 +7,18 @@ from ami_world_model.models.config import EncoderConfig, PredictorConfig, WorldM
 from ami_world_model.models.world_model import WorldModel
 
 
+def _random_head(m):
+    # the predictor head starts at zero (an untrained model is the copy baseline); give it weights so the
+    # tests can see what its inputs do
+    with torch.no_grad():
+        m.predictor.head.weight.normal_(0, 0.05)
+    return m
+
+
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return WorldModel(WorldModelConfig.tiny()).eval()
+    return _random_head(WorldModel(WorldModelConfig.tiny())).eval()
 
 
 def test_encoder_shapes_and_dtype(model):
@@ -36,6 +44,12 @@ def test_encoder_normalises_inside(model):
     assert not torch.allclose(model.encode(img), model.encode(1 - img))
 
 
+def test_untrained_predictor_is_copy_baseline():
+    m = WorldModel(WorldModelConfig.tiny()).eval()
+    z = torch.randn(3, 1, 16, 96)
+    assert torch.equal(m.next(z, torch.randn(3, 1, 2)), z[:, -1])
+
+
 def test_predictor_shapes_and_residual(model):
     z = torch.randn(5, 1, 16, 96)
     a = torch.zeros(5, 1, 2)
@@ -54,7 +68,7 @@ def test_predictor_action_normalisation_uses_spec():
     cfg1 = WorldModelConfig.tiny()
     cfg2 = WorldModelConfig.tiny()
     cfg2.action.mean, cfg2.action.std = [0.01, -0.02], [0.1, 0.02]
-    m1, m2 = WorldModel(cfg1), WorldModel(cfg2)
+    m1, m2 = _random_head(WorldModel(cfg1)), WorldModel(cfg2)
     m2.load_state_dict(m1.state_dict())
     z = torch.randn(2, 1, 16, 96)
     a1 = torch.tensor([[[0.05, -0.05]], [[0.0, 0.1]]])
@@ -66,7 +80,7 @@ def test_predictor_action_normalisation_uses_spec():
 
 def test_block_causal_over_time():
     torch.manual_seed(0)
-    m = WorldModel(WorldModelConfig.tiny(context_frames=3)).eval()
+    m = _random_head(WorldModel(WorldModelConfig.tiny(context_frames=3))).eval()
     z = torch.randn(2, 3, 16, 96)
     a = torch.randn(2, 3, 2) * 0.05
     full = m.predictor.forward_all(z, a)
@@ -94,7 +108,7 @@ def test_rollout_equals_manual_loop(model):
 
 def test_rollout_with_two_context_frames_and_past_actions():
     torch.manual_seed(0)
-    m = WorldModel(WorldModelConfig.tiny(context_frames=2)).eval()
+    m = _random_head(WorldModel(WorldModelConfig.tiny(context_frames=2))).eval()
     z = torch.randn(1, 2, 16, 96)
     a = torch.randn(1, 3, 2) * 0.05
     past = torch.randn(1, 1, 2) * 0.05
@@ -107,7 +121,7 @@ def test_rollout_with_two_context_frames_and_past_actions():
 
 def test_states_input_when_state_spec_present():
     cfg = WorldModelConfig.tiny(state=StateSpec(names=["j1", "j2", "j3"], mean=[0, 0, 0], std=[1, 1, 1]))
-    m = WorldModel(cfg).eval()
+    m = _random_head(WorldModel(cfg)).eval()
     z, a, s = torch.randn(2, 1, 16, 96), torch.zeros(2, 1, 2), torch.randn(2, 1, 3)
     assert m.next(z, a, s).shape == (2, 16, 96)
     assert not torch.allclose(m.next(z, a, s), m.next(z, a, s + 1))

@@ -22,10 +22,10 @@ DISTRACTOR_RGB = (40, 90, 230)
 @dataclass
 class SquareWorldConfig:
     size: int = 64  # image height = width, pixels
-    square: int = 10  # agent square side, pixels
+    square: int = 16  # agent square side, pixels (one latent cell of the default model)
     max_speed_mps: float = 0.1  # action bound per axis (ActionSpec low/high)
     dt_s: float = 0.1
-    px_per_m: float = 400.0  # so a full-speed step moves 4 px
+    px_per_m: float = 800.0  # so a full-speed step moves 8 px (half a latent cell)
     distractor: bool = True
     distractor_speed_px: float = 2.0
 

@@ -78,6 +78,7 @@ def evaluate(jepa: JEPA, frames: Tensor, cfg: EncoderTrainConfig, device: torch.
 
 def train_encoder(data: EpisodeSet, cfg: EncoderTrainConfig, out: Optional[Path] = None, resume: bool = False,
                   ctx: Optional[common.DistContext] = None, show_progress: bool = True,
+                  stop_at: Optional[int] = None,
                   log: Callable[[str], None] = print) -> Tuple[Encoder, Dict[str, Any]]:
     """Train and (rank 0, when ``out``) save ``<out>.safetensors/.json`` (kind "encoder") + resume state.
 
@@ -100,10 +101,12 @@ def train_encoder(data: EpisodeSet, cfg: EncoderTrainConfig, out: Optional[Path]
         step_module = DDP(step_module, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     history: List[Dict[str, float]] = []
     bar = common.progress(cfg.steps, start, ctx, "jepa") if show_progress else None
-    t0, n_samples = time.perf_counter(), 0
+    train_s, n_samples = 0.0, 0
     loss_val = float("nan")
     jepa.train()
-    for step in range(start, cfg.steps):
+    # stop_at: end this process early (a time-boxed job); the LR / EMA schedules still follow cfg.steps
+    for step in range(start, min(cfg.steps, stop_at or cfg.steps)):
+        t_step = time.perf_counter()
         for group in opt.param_groups:
             group["lr"] = common.lr_at(step, cfg.steps, cfg.lr, cfg.warmup_steps)
         idx = common.global_batch(frames.shape[0], cfg.batch_size, cfg.seed, step, ctx)
@@ -117,12 +120,13 @@ def train_encoder(data: EpisodeSet, cfg: EncoderTrainConfig, out: Optional[Path]
         opt.step()
         momentum = ema_momentum(step + 1, cfg.steps, cfg.ema_start, cfg.ema_end)
         jepa.update_target(momentum)
+        train_s += time.perf_counter() - t_step  # step time only (not validation or saving)
         n_samples += cfg.batch_size * ctx.world_size
         loss_val = float(loss.detach())
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss_val:.4f}", m=f"{momentum:.4f}")
-        last = step + 1 == cfg.steps
+        last = step + 1 == min(cfg.steps, stop_at or cfg.steps)
         if cfg.val_every > 0 and ((step + 1) % cfg.val_every == 0 or last):
             rec = {"step": step + 1, "train_loss": common.average_scalar(loss_val, ctx), "momentum": momentum,
                    **evaluate(jepa, val_frames, cfg, ctx.device)}
@@ -133,7 +137,7 @@ def train_encoder(data: EpisodeSet, cfg: EncoderTrainConfig, out: Optional[Path]
                     common.save_train_state(out, jepa, opt, step + 1, {"kind": "encoder"})
     if bar is not None:
         bar.close()
-    elapsed = time.perf_counter() - t0
+    elapsed = train_s
     metrics: Dict[str, Any] = {
         "steps": cfg.steps,
         "final_train_loss": loss_val,
