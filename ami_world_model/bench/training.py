@@ -5,6 +5,7 @@ timed (not data preparation, validation or saving). torch uses 2 threads, as on 
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Dict
@@ -51,6 +52,8 @@ def run(quick: bool = False) -> Dict[str, Any]:
             "model_checkpoint_mb": round(ckpt_mb, 2),
             "model_latent_tokens": cfg.num_latents,
             "model_latent_dim": cfg.latent_dim,
+            # other processes share this CPU: the 1-minute load average says how much they took
+            "train_bench_load_avg_1m": round(os.getloadavg()[0], 2),
         }
     finally:
         torch.set_num_threads(threads)
