@@ -50,7 +50,8 @@ def test_planner_node_process_over_dds(tmp_path):
     log = open(tmp_path / "node.log", "w")
     proc = subprocess.Popen([str(EXE), "--ros-args", "-p", f"checkpoint:={ckpt}", "-p", "backend:=torch",
                              "-p", "surprise_ticks:=0", "-p", "no_progress_ticks:=0",
-                             "-p", "planner_num_samples:=16", "-p", "planner_iterations:=1"],
+                             "-p", "planner_num_samples:=16", "-p", "planner_iterations:=1",
+                             "-p", "max_image_age_s:=2.0"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     rclpy.init()
     node = rclpy.create_node("smoke_peer")
@@ -64,6 +65,9 @@ def test_planner_node_process_over_dds(tmp_path):
         change = node.create_client(ChangeState, "/planner_node/change_state")
         for t in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
             assert _call(node, change, ChangeState.Request(transition=Transition(id=t))).success
+        # an invalid transition (activate twice) is refused, and the node keeps serving
+        again = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVATE))
+        assert not _call(node, change, again).success
         pub = node.create_publisher(Image, "/camera/image_raw", SENSOR_QOS)
 
         def images_received():
@@ -72,20 +76,37 @@ def test_planner_node_process_over_dds(tmp_path):
             return max((int(v.get("images_received", 0)) for v in vals), default=0)
 
         def publish_until(cond, timeout):
+            """Publish frames until ``cond`` (evaluated once per frame: it may call a service) holds."""
             end = time.monotonic() + timeout
             i = 0
-            while time.monotonic() < end and not cond():
+            while time.monotonic() < end:
                 pub.publish(rgb_image(i))
                 i += 1
-                _spin_until(node, cond, 0.1)
-            return cond()
+                _spin_until(node, lambda: False, 0.05)
+                if cond():
+                    return True
+            return False
 
         assert publish_until(lambda: images_received() > 0, 20.0), "diagnostics never counted an image"
         goal = node.create_client(Trigger, "/planner_node/set_goal_from_current")
-        assert publish_until(lambda: _call(node, goal, Trigger.Request()).success, 10.0)
+        answers = []
+
+        def goal_set():
+            answers.append(_call(node, goal, Trigger.Request()))
+            return answers[-1].success
+
+        assert publish_until(goal_set, 10.0), f"{answers[-3:]} {(tmp_path / 'node.log').read_text()[-2000:]}"
         assert publish_until(lambda: len(cmds) > 0, 20.0), "no twist command from the node process"
         assert cmds[-1].header.frame_id == "base_link"
         assert proc.poll() is None, "node process died"
+        # ^C on an active node: it deactivates on the way out, so ONE zero command arrives, then it exits 0
+        n = len(cmds)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert _spin_until(node, lambda: proc.poll() is not None, 20.0), "node did not exit on SIGINT"
+        _spin_until(node, lambda: False, 0.3)
+        assert proc.returncode == 0, (tmp_path / "node.log").read_text()[-3000:]
+        tail = cmds[n:]
+        assert tail and tail[-1].twist.linear.x == 0.0 and tail[-1].twist.linear.y == 0.0, "no stop zero on exit"
     finally:
         node.destroy_node()
         rclpy.shutdown()
@@ -97,4 +118,3 @@ def test_planner_node_process_over_dds(tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         log.close()
-    assert proc.returncode in (0, -signal.SIGINT), (tmp_path / "node.log").read_text()[-3000:]

@@ -139,8 +139,9 @@ class _Rig:
 def _with_ros(fn):
     import rclpy
 
+    # A private graph: the bench's planner_node must never meet a live system's (or another bench's).
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    rclpy.init()
+    rclpy.init(domain_id=150 + os.getpid() % 80)
     try:
         return fn()
     finally:

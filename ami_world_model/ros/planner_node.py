@@ -56,6 +56,7 @@ class PlannerNode(LifecycleNode):
 
     def __init__(self, node_name: str = "planner_node", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
+        self._guard_change_state_service()
         declare_parameters(self)
         install_validation(self)  # after declaring: overrides were checked by from_params at configure
         # Callbacks may run on a MultiThreadedExecutor (ami-wm run): one lock guards the shared state.
@@ -89,6 +90,24 @@ class PlannerNode(LifecycleNode):
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         rate = float(self.get_parameter("diagnostics_rate_hz").value)
         self._diag_timer = self.create_timer(1.0 / max(rate, 0.1), self._publish_diagnostics)
+
+    def _guard_change_state_service(self) -> None:
+        """rclpy raises inside ~/change_state for a transition invalid in the current state (e.g. activate
+        twice), which kills the executor's spin: answer success=False instead and keep running."""
+        srv = getattr(self, "_service_change_state", None)
+        if srv is None:
+            return
+        inner = srv.callback
+
+        def guarded(req, resp):
+            try:
+                return inner(req, resp)
+            except Exception as exc:  # noqa: BLE001 - a bad request must not take the node down
+                self.get_logger().warning(f"refused lifecycle transition {req.transition.id}: {exc}")
+                resp.success = False
+                return resp
+
+        srv.callback = guarded
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -182,6 +201,7 @@ class PlannerNode(LifecycleNode):
             self._stop_timers()
             self._publish_zero("deactivated", force=True)  # ONE zero, while the publisher is still active
             self.engine.reset()
+        self.get_logger().info("deactivated: one zero command sent, commanding stopped")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
@@ -226,6 +246,14 @@ class PlannerNode(LifecycleNode):
             self.engine, self.sup, self.cfg = None, None, None
             self._frame = None
             self._stop_reason = "unconfigured"
+
+    def wait_commands_delivered(self, timeout_s: float = 1.0) -> None:
+        """Before exiting: give reliable subscribers (Servo, the JTC) time to acknowledge the stop zero."""
+        pub = getattr(self, "_cmd_pub", None)
+        if pub is not None and pub in self._pubs:
+            from rclpy.duration import Duration as RclDuration
+
+            pub.wait_for_all_acked(RclDuration(seconds=timeout_s))
 
     # ------------------------------------------------------------------ inputs
     def _now(self) -> float:
@@ -538,14 +566,27 @@ class PlannerNode(LifecycleNode):
 
 
 def main(args: Optional[List[str]] = None) -> int:
-    """Console entry point: spin the (unconfigured) lifecycle node until shutdown."""
-    rclpy.init(args=args)
+    """Console entry point: spin the (unconfigured) lifecycle node until ^C / SIGTERM.
+
+    rclpy's own signal handler would shut the context down before we could act, so ours turns SIGINT and
+    SIGTERM into KeyboardInterrupt: an active node then deactivates (ONE zero command) before exiting.
+    """
+    import signal
+
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     node = PlannerNode()
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        if node._active and rclpy.ok():
+            node.trigger_deactivate()  # one zero command on the way out
+            node.wait_commands_delivered()
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

@@ -74,7 +74,14 @@ def main(args: argparse.Namespace) -> int:
         print(f"parameters file {config} not found")
         return 2
     sim_time = bool(args.use_sim_time or args.sim)
-    rclpy.init(args=["--ros-args", "--params-file", str(config)])
+    import signal
+
+    from rclpy.signals import SignalHandlerOptions
+
+    # Our handlers, not rclpy's: the context must outlive ^C so the planner can send its stop zero.
+    rclpy.init(args=["--ros-args", "--params-file", str(config)], signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     nodes = []
     executor = MultiThreadedExecutor()
     try:
@@ -102,8 +109,9 @@ def main(args: argparse.Namespace) -> int:
         pass
     finally:
         for n in nodes:
-            if isinstance(n, PlannerNode) and n._active:
+            if isinstance(n, PlannerNode) and n._active and rclpy.ok():
                 n.trigger_deactivate()  # one zero command on the way out
+                n.wait_commands_delivered()
             executor.remove_node(n)
             n.destroy_node()
         executor.shutdown()
