@@ -78,6 +78,17 @@ def render_markdown() -> str:
         "| `~/clear_goal` | std_srvs/Trigger | | stops, waits for a new goal |",
         "| `~/enable` | std_srvs/SetBool | | false stops; true resumes and clears latched stops |",
         "",
+        "## MoveIt Servo",
+        "",
+        "Servo ignores twists until its command type is set. When `moveit_msgs` is importable the node calls",
+        "`servo_switch_service` with TWIST on activate; otherwise (the pip install: moveit_msgs has no wheel)",
+        "it logs the command to run once:",
+        "",
+        "    ros2 service call /servo_node/switch_command_type moveit_msgs/srv/ServoCommandType '{command_type: 1}'",
+        "",
+        "Commands are stamped with the node clock at publish time (Servo drops stamps older than",
+        "`incoming_command_timeout`) and published reliable (Servo subscribes reliable).",
+        "",
     ]
     return "\n".join(lines)
 

@@ -28,6 +28,7 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ami_world_model import safety
+from ami_world_model.config import ConfigError
 from ami_world_model.node_config import PlannerNodeConfig, resolve_checkpoint
 from ami_world_model.ros import conversions
 from ami_world_model.ros.params import declare_parameters, install_validation, read_config
@@ -120,10 +121,11 @@ class PlannerNode(LifecycleNode):
             engine = PlanningEngine(cfg, path)
             try:
                 self._joint_names = engine.validate_output(cfg.output_mode, cfg.joint_names)
-                if engine.uses_state:
-                    wanted = engine.wm_config.state.names
-                    if self._joint_names and self._joint_names != list(wanted):
-                        self.get_logger().info(f"model state joints {wanted} differ from commanded joints")
+                wanted = list(engine.wm_config.state.names)
+                if engine.uses_state and self._joint_names and self._joint_names != wanted:
+                    # one joint-state vector feeds both; supporting two would need two lookups per message
+                    raise ConfigError(f"the model's state joints {wanted} differ from the commanded joints "
+                                      f"{self._joint_names}; this node needs them equal")
             except Exception:
                 engine.close()
                 raise
