@@ -346,3 +346,73 @@ def test_observability_topics(twist_ckpt):
     finally:
         s.stop()
         h.close()
+
+
+def test_goal_sources_goal_reached_and_clear(twist_ckpt):
+    from std_srvs.srv import Trigger
+
+    # every energy counts as "at the goal": reached after goal_reached_ticks
+    h = _start("goals", twist_ckpt, goal_energy_threshold=1e3, goal_reached_ticks=3)
+    h.collect(TwistStamped, TWIST)
+    reached = []
+    h.peer.create_subscription(Bool, "/planner_node/goal_reached", lambda m: reached.append(m.data), LATCHED_QOS)
+    s = Streamer(h.image_pub)
+    try:
+        h.goal_pub.publish(rgb_image(99))  # published once, before the node is even configured
+        time.sleep(0.3)
+        _activate(h, goal=False)
+        assert wait_for(lambda: h.node.sup.has_goal, 5.0), "transient-local goal published earlier not received"
+        s.start()
+        assert wait_for(lambda: True in reached, 5.0), "goal never reached"
+        assert h.node._stop_reason == "goal_reached"
+        n = len(h.messages())
+        assert 1 <= n <= 3 and _is_zero(h.messages()[-1][1])  # <= 2 ticks of commands, then the stop zero
+        time.sleep(4 * PERIOD)
+        assert len(h.messages()) == n, "commands after the goal was reached"
+        # a new goal (the current frame) clears the latch and commanding resumes
+        goal_from_current = h.peer.create_client(Trigger, "/planner_node/set_goal_from_current")
+        clear = h.peer.create_client(Trigger, "/planner_node/clear_goal")
+        assert goal_from_current.wait_for_service(timeout_sec=5.0)
+        h.node.sup.cfg.goal_energy_threshold = 0.0  # now never "at the goal"
+        fut = goal_from_current.call_async(Trigger.Request())
+        assert wait_for(fut.done, 3.0) and fut.result().success, fut.result()
+        t1 = time.monotonic()
+        assert _flowing(h, t1), "no commands after a new goal"
+        zeros0, t2 = h.node._zeros_sent, time.monotonic()
+        fut = clear.call_async(Trigger.Request())
+        assert wait_for(fut.done, 3.0) and fut.result().success
+        _assert_stops(h, t2, zeros0)
+        assert h.node._stop_reason == "no_goal"
+    finally:
+        s.stop()
+        h.close()
+
+
+def test_compressed_camera_input(twist_ckpt):
+    import cv2
+    import numpy as np
+    from sensor_msgs.msg import CompressedImage
+
+    h = _start("compressed", twist_ckpt, compressed_camera_topic="/camera/image_raw/compressed")
+    h.collect(TwistStamped, TWIST)
+    pub = h.peer.create_publisher(CompressedImage, "/camera/image_raw/compressed", SENSOR_QOS)
+    try:
+        _activate(h)
+        rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        msg = CompressedImage(format="jpeg")
+        msg.data = cv2.imencode(".jpg", rgb[:, :, ::-1])[1].tobytes()
+        garbage = CompressedImage(format="jpeg")
+        garbage.data = b"\xff\xd8 not really a jpeg"
+        for _ in range(5):
+            pub.publish(garbage)
+            time.sleep(0.02)
+        time.sleep(3 * PERIOD)
+        assert h.messages() == [] and h.node._rejected["image"] > 0
+        for _ in range(30):
+            pub.publish(msg)
+            time.sleep(0.05)
+            if len(h.messages()) >= 2:
+                break
+        assert len(h.messages()) >= 2, "no commands from compressed frames"
+    finally:
+        h.close()
