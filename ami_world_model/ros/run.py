@@ -9,6 +9,7 @@ configured and activated here, as the launch file does with lifecycle events.
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from pathlib import Path
 from typing import Any, List, Optional
@@ -63,7 +64,7 @@ def parse_overrides(args: argparse.Namespace) -> List[Any]:
 
 def main(args: argparse.Namespace) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
 
@@ -82,18 +83,22 @@ def main(args: argparse.Namespace) -> int:
     rclpy.init(args=["--ros-args", "--params-file", str(config)], signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    nodes = []
-    executor = MultiThreadedExecutor()
+    # The planner spins on a MultiThreadedExecutor in a background thread. The sim node spins here, on the
+    # main thread that created it: its MuJoCo EGL context is bound to that thread.
+    planner_exec = MultiThreadedExecutor()
+    sim_exec = SingleThreadedExecutor()
+    planner, sim, rc = None, None, 0
     try:
         overrides = parse_overrides(args) + [Parameter("use_sim_time", value=sim_time)]
         planner = PlannerNode(parameter_overrides=overrides)
-        nodes.append(planner)
+        planner_exec.add_node(planner)
         if args.sim:
             from ami_world_model.ros.sim_cell_node import SimCellNode
 
-            nodes.append(SimCellNode(parameter_overrides=[Parameter("use_sim_time", value=sim_time)]))
-        for n in nodes:
-            executor.add_node(n)
+            sim = SimCellNode(parameter_overrides=[Parameter("use_sim_time", value=sim_time)])
+            sim_exec.add_node(sim)
+        thread = threading.Thread(target=planner_exec.spin, daemon=True)
+        thread.start()
         if not args.no_activate:
             if planner.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 planner.get_logger().error("configure failed (see above); exiting")
@@ -103,21 +108,28 @@ def main(args: argparse.Namespace) -> int:
                 return 1
             planner.get_logger().info("planner_node active")
         end = time.monotonic() + args.duration if args.duration > 0 else None
-        while rclpy.ok() and (end is None or time.monotonic() < end):
-            executor.spin_once(timeout_sec=0.1)
+        while rclpy.ok() and (end is None or time.monotonic() < end) and thread.is_alive():
+            if sim is not None:
+                sim_exec.spin_once(timeout_sec=0.05)
+            else:
+                time.sleep(0.05)
+        if not thread.is_alive():
+            planner.get_logger().error("the planner executor stopped unexpectedly")
+            rc = 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        for n in nodes:
-            if isinstance(n, PlannerNode) and n._active and rclpy.ok():
-                n.trigger_deactivate()  # one zero command on the way out
-                n.wait_commands_delivered()
-            executor.remove_node(n)
-            n.destroy_node()
-        executor.shutdown()
+        if planner is not None and planner._active and rclpy.ok():
+            planner.trigger_deactivate()  # one zero command on the way out
+            planner.wait_commands_delivered()
+        planner_exec.shutdown(timeout_sec=2.0)
+        sim_exec.shutdown(timeout_sec=2.0)
+        for n in (planner, sim):
+            if n is not None:
+                n.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-    return 0
+    return rc
 
 
 def run_cli(argv: Optional[List[str]] = None) -> int:
