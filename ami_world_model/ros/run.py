@@ -88,6 +88,7 @@ def main(args: argparse.Namespace) -> int:
     planner_exec = MultiThreadedExecutor()
     sim_exec = SingleThreadedExecutor()
     planner, sim, rc = None, None, 0
+    thread = threading.Thread(target=planner_exec.spin, daemon=True)
     try:
         overrides = parse_overrides(args) + [Parameter("use_sim_time", value=sim_time)]
         planner = PlannerNode(parameter_overrides=overrides)
@@ -97,7 +98,6 @@ def main(args: argparse.Namespace) -> int:
 
             sim = SimCellNode(parameter_overrides=[Parameter("use_sim_time", value=sim_time)])
             sim_exec.add_node(sim)
-        thread = threading.Thread(target=planner_exec.spin, daemon=True)
         thread.start()
         if not args.no_activate:
             if planner.trigger_configure() != TransitionCallbackReturn.SUCCESS:
@@ -124,6 +124,8 @@ def main(args: argparse.Namespace) -> int:
             planner.wait_commands_delivered()
         planner_exec.shutdown(timeout_sec=2.0)
         sim_exec.shutdown(timeout_sec=2.0)
+        if thread.is_alive():
+            thread.join(timeout=5.0)  # a native thread still spinning at exit aborts the process
         for n in (planner, sim):
             if n is not None:
                 n.destroy_node()
