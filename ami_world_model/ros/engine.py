@@ -152,6 +152,22 @@ class PlanningEngine:
                               f"{spec.names} (same joints, same order)")
         return list(spec.names)
 
+    @torch.inference_mode()
+    def warm_up(self) -> None:
+        """One encode + one planner-sized predictor call at configure time: shape problems surface as a
+        configure failure, and the first control tick does not pay for lazy initialisation."""
+        h, w = self.image_hw
+        z = self.encode(np.zeros((3, h, w), np.float32))  # [N, D]
+        if z.shape != (self.wm_config.num_latents, self.wm_config.latent_dim):
+            raise ConfigError(f"backend encodes to {tuple(z.shape)}, the checkpoint says "
+                              f"{(self.wm_config.num_latents, self.wm_config.latent_dim)}")
+        if self.uses_state:
+            self._state_vec = torch.zeros(self.wm_config.state.dim, device=self.backend.device)
+        state = WorldModelState.from_history(z[None], None, self.k, self.action_dim)
+        n = self.cfg.planner_num_samples
+        actions = torch.zeros(n, self.action_dim, device=self.backend.device)
+        self.dynamics(state.expand_batch(n), actions)
+
     # --- goal and history ---
     @torch.inference_mode()
     def encode(self, image: np.ndarray) -> torch.Tensor:

@@ -120,6 +120,7 @@ class PlannerNode(LifecycleNode):
 
             engine = PlanningEngine(cfg, path)
             try:
+                engine.warm_up()
                 self._joint_names = engine.validate_output(cfg.output_mode, cfg.joint_names)
                 wanted = list(engine.wm_config.state.names)
                 if engine.uses_state and self._joint_names and self._joint_names != wanted:
