@@ -249,6 +249,13 @@ def test_joint_trajectory_mode(joint_ckpt):
         assert p.time_from_start.sec == 0 and p.time_from_start.nanosec == pytest.approx(PERIOD * 1e9, rel=1e-6)
         for pos, cur in zip(p.positions, [0.25, 0.5]):
             assert abs(pos - cur) <= 0.5 * PERIOD + 1e-6  # current + v * period, |v| <= 0.5 rad/s
+        # joint states stop (camera still streaming): ONE hold-in-place point, then silence
+        t0 = time.monotonic()
+        after = _wait_quiet(h, t0, 5 * PERIOD, timeout=5.0)
+        assert after, "no stop command when joint states went stale"
+        hold = after[-1][1]
+        assert list(hold.points[0].positions) == [0.25, 0.5]
+        assert h.node._stop_reason == "stale_joint_state" and h.node._zeros_sent == 1
     finally:
         s.stop()
         h.close()
