@@ -20,6 +20,7 @@ class EpisodeRecord:
     distances_m: List[float] = field(default_factory=list)  # distance to goal after every control tick
     tick_latency_ms: List[float] = field(default_factory=list)  # planner: image stamp -> command received
     stop_reason: str = ""
+    commands_received: int = 0  # twist commands the sim received during the episode (planner or random)
     frames: Optional[List[np.ndarray]] = None  # [H, 2W, 3] uint8 (current | goal), only for GIF episodes
 
 
@@ -95,6 +96,14 @@ def plot_distances(records: List[EpisodeRecord], path: Path, tolerance_m: Dict[s
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def with_progress(frame: np.ndarray, done: float, colour=(60, 140, 230)) -> np.ndarray:
+    """``frame`` with a 3-px progress strip under it (episode time): still episodes still animate."""
+    h, w = frame.shape[:2]
+    strip = np.full((3, w, 3), 30, dtype=np.uint8)
+    strip[:, : int(round(min(max(done, 0.0), 1.0) * w))] = colour
+    return np.concatenate([frame, strip], axis=0)
 
 
 def write_gif(frames: List[np.ndarray], path: Path, fps: float = 8.0, scale: int = 3) -> Path:

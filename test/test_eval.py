@@ -1,0 +1,159 @@
+"""`ami-wm eval`: report unit tests, and a short closed-loop run (sim + planner node over real DDS)."""
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+
+from ami_world_model.evaluation.report import EpisodeRecord, format_table, summarize
+
+
+def _rec(task, policy, seed, final, success, lat=(), start=0.2):
+    return EpisodeRecord(task=task, policy=policy, seed=seed, success=success, final_distance_m=final,
+                         initial_distance_m=start, steps=3, distances_m=[start, final], tick_latency_ms=list(lat),
+                         stop_reason="max_steps")
+
+
+def test_summarize_side_by_side():
+    recs = [_rec("reach", "planner", 0, 0.01, True, [10.0, 20.0]), _rec("reach", "planner", 1, 0.05, False, [30.0]),
+            _rec("reach", "random", 0, 0.15, False), _rec("reach", "random", 1, 0.01, True)]
+    s = summarize("reach", recs)
+    assert s["task"] == "reach" and s["episodes"] == 2
+    assert s["success_rate"] == 0.5 and s["random_success_rate"] == 0.5
+    assert s["mean_final_distance"] == pytest.approx(0.03)
+    assert s["random_mean_final_distance"] == pytest.approx(0.08)
+    assert s["tick_latency_p50_ms"] == pytest.approx(20.0)
+    assert s["tick_latency_p95_ms"] == pytest.approx(np.percentile([10, 20, 30], 95))
+    assert s["stop_reasons"] == ["max_steps"]
+
+
+def test_summarize_without_baseline_is_nan_not_zero():
+    s = summarize("push", [_rec("push", "planner", 0, 0.01, True)])
+    assert s["success_rate"] == 1.0 and math.isnan(s["random_success_rate"])
+    assert math.isnan(s["tick_latency_p95_ms"])  # no latencies measured: not a made-up 0
+
+
+def test_format_table_rows():
+    recs = [_rec("reach", "planner", 0, 0.01, True, [12.0]), _rec("reach", "random", 0, 0.2, False)]
+    recs2 = [_rec("push", "planner", 0, 0.04, False, [15.0]), _rec("push", "random", 0, 0.05, False)]
+    table = format_table([summarize("reach", recs), summarize("push", recs2)])
+    lines = table.splitlines()
+    assert len(lines) == 4 and "planner" in lines[0] and "random" in lines[0]
+    assert lines[2].split()[:4] == ["reach", "1", "100%", "0%"]
+    assert lines[3].split()[:4] == ["push", "1", "0%", "0%"]
+
+
+def test_json_object_one_and_all():
+    from ami_world_model.evaluation.closed_loop import json_object
+
+    a = summarize("reach", [_rec("reach", "planner", 0, 0.01, True)])
+    b = summarize("push", [_rec("push", "planner", 0, 0.05, False)])
+    one = json_object([a])
+    assert one["task"] == "reach" and "tasks" not in one
+    both = json_object([a, b])
+    assert both["task"] == "reach" and [t["task"] for t in both["tasks"]] == ["reach", "push"]
+    json.loads(json.dumps(both, allow_nan=False))  # NaN became null: strict JSON
+
+
+def test_eval_config_rejects_bad_values():
+    from ami_world_model.config import ConfigError, from_dict
+    from ami_world_model.evaluation.closed_loop import EvalConfig
+
+    with pytest.raises(ValueError):
+        EvalConfig(tasks=["fly"])
+    with pytest.raises(ValueError):
+        EvalConfig(episodes=0)
+    with pytest.raises(ConfigError):
+        from_dict(EvalConfig, {"episodez": 3})
+
+
+def _args(**kw):
+    from ami_world_model.evaluation.closed_loop import add_arguments
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    argv = []
+    for k, v in kw.items():
+        flag = "--" + k.replace("_", "-")
+        argv += [flag] if v is True else [flag, str(v)]
+    return p.parse_args(argv)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
+    from ami_world_model.evaluation.closed_loop import main
+
+    assert main(_args(checkpoint=str(tmp_path / "nope"), out=str(tmp_path / "o"))) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def _tiny_sim_model(path) -> str:
+    import torch
+
+    from ami_world_model.models.checkpoint import save_world_model
+    from ami_world_model.models.config import WorldModelConfig
+    from ami_world_model.models.world_model import WorldModel
+    from ami_world_model.sim.config import SimConfig
+
+    torch.manual_seed(0)
+    return str(save_world_model(WorldModel(WorldModelConfig.tiny(action=SimConfig().action_spec())), path))
+
+
+def test_closed_loop_two_episodes_over_dds(tmp_path, capsys):
+    """2 reach episodes, planner and random, lockstep over DDS: JSON, plot, GIF, checkpoint metrics."""
+    import imageio.v2 as imageio
+
+    from ami_world_model.evaluation.closed_loop import main
+    from ami_world_model.models.checkpoint import load_world_model, read_meta
+
+    ck = _tiny_sim_model(tmp_path / "tiny")
+    out = tmp_path / "eval"
+    steps = 6
+    rc = main(_args(checkpoint=ck, task="reach", episodes=2, seed=4242, max_steps=steps, out=str(out),
+                    gif_episodes=1, json=True, record_into_checkpoint=True, backend="torch"))
+    assert rc == 0
+    stdout = capsys.readouterr().out.strip().splitlines()
+    assert len(stdout) == 1, "--json prints exactly one line on stdout"
+    s = json.loads(stdout[0])
+    for key in ("task", "episodes", "success_rate", "random_success_rate", "mean_final_distance",
+                "tick_latency_p95_ms"):
+        assert key in s, key
+    assert s["task"] == "reach" and s["episodes"] == 2
+    assert 0.0 <= s["success_rate"] <= 1.0 and 0.0 <= s["random_success_rate"] <= 1.0
+    assert 0.0 <= s["mean_final_distance"] < 1.0
+    assert s["tick_latency_p95_ms"] > 0.0
+
+    full = json.loads((out / "eval.json").read_text())
+    eps = full["episodes"]
+    assert sorted((e["policy"], e["seed"]) for e in eps) == [("planner", 4242), ("planner", 4243),
+                                                             ("random", 4242), ("random", 4243)]
+    by = {(e["policy"], e["seed"]): e for e in eps}
+    for seed in (4242, 4243):  # same seed -> same start for both policies
+        assert by["planner", seed]["initial_distance_m"] == pytest.approx(by["random", seed]["initial_distance_m"])
+    for e in eps:
+        assert 1 <= e["steps"] <= steps and len(e["distances_m"]) == e["steps"]
+        if e["policy"] == "random":
+            assert e["commands_received"] >= e["steps"], "every random twist reached the sim over DDS"
+            continue
+        assert e["commands_received"] >= len(e["tick_latency_ms"]) >= 1, "planner commands reached the sim"
+        if e["stop_reason"] == "max_steps":
+            assert len(e["tick_latency_ms"]) == e["steps"], "lockstep: one planner command per frame"
+        else:  # a latched stop (an untrained model may call the goal reached) ends the episode at once
+            assert e["stop_reason"] in ("goal_reached", "unsure_surprise", "unsure_no_progress", "model_error")
+            assert len(e["tick_latency_ms"]) == e["steps"] - 1
+    moved = [max(e["distances_m"]) - min(e["distances_m"]) for e in eps if e["policy"] == "random"]
+    assert max(moved) > 1e-3, "random twists move the arm"
+
+    png = out / "distance.png"
+    assert png.exists() and png.stat().st_size > 1000
+    gif = out / "episodes.gif"
+    frames = imageio.mimread(gif)
+    # current | goal side by side, over the progress strip (3 px, upscaled x3)
+    assert len(frames) >= 2 and frames[0].shape[1] == 2 * (frames[0].shape[0] - 9)
+
+    meta = read_meta(ck)
+    ev = meta["config"]["metrics"]["eval"]["reach"]
+    assert ev["success_rate"] == s["success_rate"]
+    assert ev["protocol"]["seeds"] == [4242, 4243] and ev["protocol"]["max_steps"] == steps
+    assert ev["protocol"]["tolerance_m"] == pytest.approx(0.02)
+    load_world_model(ck)  # the checkpoint still loads (only metrics changed)
