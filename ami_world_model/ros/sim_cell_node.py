@@ -139,6 +139,15 @@ class SimCellNode(Node):
         for _ in range(periods * self._ticks_per_frame):
             self._servo_tick()
 
+    def advance_ticks(self, ticks: int = 1) -> None:
+        """Run ``ticks`` servo ticks, a fraction of a period (a lockstep harness aligns the planner's phase)."""
+        for _ in range(ticks):
+            self._servo_tick()
+
+    @property
+    def ticks_per_frame(self) -> int:
+        return self._ticks_per_frame
+
     # ------------------------------------------------------------------ time
     def _sim_time(self) -> bool:
         return bool(self.get_parameter("use_sim_time").value)
