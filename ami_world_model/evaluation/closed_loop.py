@@ -18,8 +18,10 @@ stop, or a timeout), (5) runs the rest of the period. Each command therefore act
 (10 ms at 100 Hz) after its frame; results do not depend on how loaded the CPU is. The planner's watchdog
 ages use receive wall time, so max_image_age_s is raised in lockstep (the harness, not the camera, sets
 the pace), and the sim's command timeout is 1.5 periods so a command held for a full period is never
-judged stale on the exact boundary. ``--realtime`` runs the sim on its wall timer and every clock on wall
-time instead (numbers then depend on the machine).
+judged stale on the exact boundary. One thing stays on the wall clock, as deployed: the planner's anytime
+optimiser stops at its deadline (planner_deadline_fraction of the period), so a loaded CPU gets fewer
+iterations per tick; the summary's mean_plan_iterations shows how many ran. ``--realtime`` runs the sim on
+its wall timer and every clock on wall time instead (numbers then depend on the machine).
 
 Latency per tick: wall time from the frame's publication (lockstep: the end of the sim advance that
 published it; realtime: its arrival at this harness) to this harness receiving the planner's command for it.
@@ -70,6 +72,7 @@ class EvalConfig:
     command_wait_s: float = 5.0  # lockstep: longest wait for the planner's command (then the tick is missed)
     random_baseline: bool = True
     planner_params: Dict[str, Any] = field(default_factory=dict)  # extra planner_node parameter overrides
+    verbose: bool = False  # the nodes' INFO logs (default: warnings and errors only)
 
     def __post_init__(self) -> None:
         bad = [t for t in self.tasks if t not in TASKS]
@@ -96,7 +99,7 @@ class ClosedLoop:
     def __init__(self, cfg: EvalConfig, checkpoint: Path) -> None:
         import rclpy
         from geometry_msgs.msg import PointStamped, TwistStamped
-        from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
         from sensor_msgs.msg import Image
@@ -119,6 +122,11 @@ class ClosedLoop:
             raise ValueError("ami-wm eval drives the sim's Servo-like twist interface: the checkpoint's actions "
                              f"must be twists, got kind {action.get('kind')!r}")
         sim_time = not cfg.realtime
+        if not cfg.verbose:
+            from rclpy.logging import LoggingSeverity, set_logger_level
+
+            for name in ("sim_cell_node", "planner_node", "eval_harness"):
+                set_logger_level(name, LoggingSeverity.WARN)
         period = 1.0 / cfg.rate_hz
         use_sim_time = Parameter("use_sim_time", value=sim_time)
         self.sim = SimCellNode(autostep=cfg.realtime, parameter_overrides=[
@@ -139,7 +147,10 @@ class ClosedLoop:
         self.planner = PlannerNode(parameter_overrides=[use_sim_time] + [Parameter(k, value=v)
                                                                           for k, v in params.items()])
         self.node = rclpy.create_node("eval_harness", parameter_overrides=[use_sim_time])
-        self.executor = MultiThreadedExecutor(num_threads=3) if cfg.realtime else SingleThreadedExecutor()
+        # One thread, this one: MuJoCo's EGL context is bound to the thread that made it, so the sim must
+        # render here. In realtime the sim's wall timer therefore waits while the planner plans (one CPU
+        # process, as `ami-wm run --sim` on one core would behave).
+        self.executor = SingleThreadedExecutor()
         for n in (self.sim, self.planner, self.node):
             self.executor.add_node(n)
 
@@ -316,6 +327,9 @@ class ClosedLoop:
             hits = [t for t, s in self.commands[count:] if s == frame_ns]
             if hits:
                 rec.tick_latency_ms.append((hits[0] - t_frame) * 1e3)
+                step = self.planner._last_step  # in-process: optimiser iterations the wall deadline allowed
+                if step is not None:
+                    rec.plan_iterations.append(int(step.iterations))
             latched = got and not hits and self.safety_state in LATCHED_STOPS
         else:
             sim.advance_ticks(1)
@@ -475,6 +489,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write the summaries into the checkpoint JSON's metrics['eval']")
     p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
                    help="planner_node parameter override (YAML value), repeatable")
+    p.add_argument("--verbose", action="store_true", help="show the nodes' INFO logs")
     p.add_argument("--domain-id", type=int, default=None, help="ROS domain for the run (default: a private one)")
 
 
@@ -491,7 +506,8 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         "checkpoint": args.checkpoint, "tasks": list(TASKS) if args.task == "all" else [args.task],
         "episodes": args.episodes, "seed": args.seed, "randomize": bool(args.randomize), "backend": args.backend,
         "max_steps": args.max_steps, "out": args.out, "gif_episodes": args.gif_episodes,
-        "realtime": bool(args.realtime), "random_baseline": not args.no_random, "planner_params": params,
+        "realtime": bool(args.realtime), "verbose": bool(args.verbose), "random_baseline": not args.no_random,
+        "planner_params": params,
     })
 
 

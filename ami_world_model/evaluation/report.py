@@ -20,6 +20,7 @@ class EpisodeRecord:
     distances_m: List[float] = field(default_factory=list)  # distance to goal after every control tick
     tick_latency_ms: List[float] = field(default_factory=list)  # planner: image stamp -> command received
     stop_reason: str = ""
+    plan_iterations: List[int] = field(default_factory=list)  # planner optimiser iterations per tick
     commands_received: int = 0  # twist commands the sim received during the episode (planner or random)
     frames: Optional[List[np.ndarray]] = None  # [H, 2W, 3] uint8 (current | goal), only for GIF episodes
 
@@ -51,6 +52,8 @@ def summarize(task: str, records: List[EpisodeRecord]) -> Dict[str, object]:
         "mean_steps": float(np.mean([r.steps for r in planner])) if planner else float("nan"),
         "tick_latency_p50_ms": percentile(latencies, 50),
         "tick_latency_p95_ms": percentile(latencies, 95),
+        "mean_plan_iterations": float(np.mean([x for r in planner for x in r.plan_iterations]))
+        if any(r.plan_iterations for r in planner) else float("nan"),
         "stop_reasons": sorted({r.stop_reason for r in planner if r.stop_reason}),
     }
 
