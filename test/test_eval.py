@@ -2,6 +2,7 @@
 import argparse
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,3 +158,31 @@ def test_closed_loop_two_episodes_over_dds(tmp_path, capsys):
     assert ev["protocol"]["seeds"] == [4242, 4243] and ev["protocol"]["max_steps"] == steps
     assert ev["protocol"]["tolerance_m"] == pytest.approx(0.02)
     load_world_model(ck)  # the checkpoint still loads (only metrics changed)
+
+
+def test_lockstep_random_baseline_is_repeatable(tmp_path):
+    """Lockstep: the same seed and the same random twists give the same trajectory, whatever the CPU load."""
+    import rclpy
+
+    from ami_world_model.evaluation.closed_loop import ClosedLoop, EvalConfig
+
+    ck = _tiny_sim_model(tmp_path / "tiny")
+    own = not rclpy.ok()
+    if own:
+        rclpy.init()
+    loop = None
+    try:
+        loop = ClosedLoop(EvalConfig(checkpoint=ck, max_steps=8, out=str(tmp_path / "o")), Path(ck))
+        runs = []
+        for _ in range(2):
+            loop._rng = np.random.default_rng(3)
+            runs.append(loop.run_episode("reach", 77, "random", gif=False))
+        a, b = runs
+        assert a.steps == b.steps == 8 and a.commands_received >= 8
+        assert max(a.distances_m) - min(a.distances_m) > 1e-3, "the arm moved"
+        assert a.distances_m == b.distances_m
+    finally:
+        if loop is not None:
+            loop.close()
+        if own and rclpy.ok():
+            rclpy.shutdown()
