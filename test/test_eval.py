@@ -186,3 +186,13 @@ def test_lockstep_random_baseline_is_repeatable(tmp_path):
             loop.close()
         if own and rclpy.ok():
             rclpy.shutdown()
+
+
+def test_joint_velocity_checkpoint_is_refused_clearly(tmp_path, capsys):
+    from test_planner_node_harness import save_tiny
+
+    from ami_world_model.evaluation.closed_loop import main
+
+    ck = save_tiny(tmp_path / "joints", kind="joint_velocity", names=("shoulder", "elbow"))
+    assert main(_args(checkpoint=ck, out=str(tmp_path / "o"), episodes=1, max_steps=2)) == 1
+    assert "twist" in capsys.readouterr().err

@@ -523,7 +523,11 @@ def main(args: argparse.Namespace) -> int:
     print(f"evaluating {cfg.checkpoint} on {', '.join(cfg.tasks)}: {cfg.episodes} episodes each from seed "
           f"{cfg.seed}, {cfg.max_steps} ticks max, {'realtime' if cfg.realtime else 'lockstep'}",
           file=sys.stderr, flush=True)
-    result = evaluate(cfg, args.domain_id)
+    try:
+        result = evaluate(cfg, args.domain_id)
+    except (RuntimeError, ValueError, OSError) as e:  # e.g. a checkpoint the sim cannot be driven with
+        print(f"ami-wm eval: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
     summaries = result["summaries"]
     out = Path(cfg.out)
     write_results_json(result, out / "eval.json")
