@@ -78,7 +78,7 @@ class EpisodeSet:
         np.savez_compressed(path, **arrays)
 
     @classmethod
-    def load(cls, path: str | Path) -> "EpisodeSet":
+    def load(cls, path: str | Path) -> EpisodeSet:
         # allow_pickle=False: an episode file never runs code when loaded.
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta_json"]).decode())
