@@ -87,7 +87,9 @@ class PlannerNodeConfig:
                                           lo=0.0, hi=100.0)
     # --- goal and stop-when-unsure ---
     goal_energy_threshold: float = param(
-        0.05, "Goal reached when the current latent's energy to the goal stays below this.", lo=0.0, hi=1e3)
+        0.006, "Goal reached when the current latent's L1 energy to the goal stays below this. Model-specific: "
+        "keep it below the checkpoint's metrics['val_one_step_l1'] (one control step's latent change; 0.009 "
+        "for the shipped model, where 0.006 is ~1 mm of tool error).", lo=0.0, hi=1e3)
     goal_reached_ticks: int = param(3, "Ticks below goal_energy_threshold that count as reached.",
                                     lo=1, hi=1000)
     surprise_ratio_threshold: float = param(

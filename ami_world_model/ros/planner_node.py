@@ -134,6 +134,11 @@ class PlannerNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
             self._stop_reason = f"configure failed: {exc}"
             return TransitionCallbackReturn.FAILURE
+        if engine.surprise_scale_source.startswith("checkpoint") and cfg.goal_energy_threshold >= engine.surprise_scale:
+            self.get_logger().warning(
+                f"goal_energy_threshold {cfg.goal_energy_threshold:g} is not below this model's one-step latent "
+                f"change {engine.surprise_scale:.4g} (metrics['val_one_step_l1']): 'goal reached' may fire a "
+                "whole control step away from the goal")
         with self._lock:
             self.cfg, self.engine = cfg, engine
             need_joints = cfg.require_joint_states or cfg.output_mode == "joint_trajectory" or engine.uses_state
