@@ -17,7 +17,7 @@ DEMO_SEED = 90_000  # held out: collection and training use small seeds (0, 1, .
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="models/default", help="world-model checkpoint (path stem)")
-    p.add_argument("--episodes", type=int, default=6, help="episodes per task (and as many random ones)")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per task (and as many random ones)")
     p.add_argument("--max-steps", type=int, default=60, help="control ticks per episode at most (10 Hz)")
     p.add_argument("--seed", type=int, default=DEMO_SEED, help="first episode seed")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "tensorrt"])
