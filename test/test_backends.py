@@ -4,28 +4,19 @@ import logging
 
 import pytest
 import torch
+from model_helpers import perturbed_tiny_model
 
 from ami_world_model.config import ImageSpec, StateSpec
 from ami_world_model.inference.backends import available_kinds, make_backend
 from ami_world_model.inference.errors import BackendError
 from ami_world_model.inference.export import export_onnx
 from ami_world_model.models.checkpoint import save_world_model
-from ami_world_model.models.config import WorldModelConfig
-from ami_world_model.models.world_model import WorldModel
 
 HAVE_ORT = importlib.util.find_spec("onnxruntime") is not None
 needs_ort = pytest.mark.skipif(not HAVE_ORT, reason="onnxruntime is not installed")
 
 
-def _model(seed: int = 0, **overrides) -> WorldModel:
-    """An untrained model with every weight perturbed: the predictor's head starts at zero (an exact copy
-    of its input), which would make predictor parity trivially true."""
-    torch.manual_seed(seed)
-    model = WorldModel(WorldModelConfig.tiny(**overrides)).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return model
+_model = perturbed_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -5,27 +5,18 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from model_helpers import perturbed_tiny_model
 
 from ami_world_model import cli
 from ami_world_model.config import StateSpec, to_dict
 from ami_world_model.inference import onnx_io
 from ami_world_model.inference.export import cached_onnx, export_onnx
 from ami_world_model.models.checkpoint import save_world_model
-from ami_world_model.models.config import WorldModelConfig
-from ami_world_model.models.world_model import WorldModel
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
 
-def _model(seed: int = 0, **overrides) -> WorldModel:
-    """An untrained model with every weight perturbed: the predictor's head starts at zero (an exact copy
-    of its input), which would make predictor parity trivially true."""
-    torch.manual_seed(seed)
-    model = WorldModel(WorldModelConfig.tiny(**overrides)).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return model
+_model = perturbed_tiny_model
 
 
 @pytest.fixture(scope="module")
