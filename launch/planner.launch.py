@@ -37,6 +37,8 @@ def _nodes(context):
     value = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     use_sim_time = value["use_sim_time"].lower() in ("true", "1", "yes")
     overrides = {k: value[k] for k in OVERRIDABLE if value[k]}
+    if value["use_sim"].lower() in ("true", "1", "yes") and not value["goal_topic"]:
+        overrides["goal_topic"] = "/sim_cell_node/goal_image"  # the simulated cell's latched goal image
     overrides["use_sim_time"] = use_sim_time
     planner = LifecycleNode(package="ami_world_model", executable="planner_node", name="planner_node",
                             namespace="", output="screen", parameters=[value["config_file"], overrides])

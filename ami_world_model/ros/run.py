@@ -1,7 +1,7 @@
 """`ami-wm run`: planner_node (and the simulated cell with --sim) in one process — the pip-path launch.
 
 The equivalent of ``ros2 launch ami_world_model planner.launch.py`` for installs without launch_ros: the
-same nodes and the same YAML, composed by hand on one rclpy MultiThreadedExecutor; the planner is
+same nodes and the same YAML, composed by hand on rclpy executors in one process; the planner is
 configured and activated here, as the launch file does with lifecycle events.
 
     ami-wm run --sim --checkpoint models/default --param control_rate_hz:=10.0
@@ -17,6 +17,7 @@ from typing import Any, List, Optional
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+SIM_GOAL_TOPIC = "/sim_cell_node/goal_image"  # sim_cell_node's latched goal image (~/goal_image)
 
 
 def default_config() -> Path:
@@ -64,7 +65,7 @@ def parse_overrides(args: argparse.Namespace) -> List[Any]:
 
 def main(args: argparse.Namespace) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
 
@@ -83,14 +84,18 @@ def main(args: argparse.Namespace) -> int:
     rclpy.init(args=["--ros-args", "--params-file", str(config)], signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    # The planner spins on a MultiThreadedExecutor in a background thread. The sim node spins here, on the
-    # main thread that created it: its MuJoCo EGL context is bound to that thread.
-    planner_exec = MultiThreadedExecutor()
+    # The planner spins on its own single-threaded executor in a background thread, as `planner_node` does
+    # (rclpy.spin): on 2 cores rclpy's MultiThreadedExecutor starved its camera subscription (it took 47 of
+    # 300 frames at 30 Hz where the single-threaded one took 233). The sim node spins here, on the main
+    # thread that created it: its MuJoCo EGL context is bound to that thread.
+    planner_exec = SingleThreadedExecutor()
     sim_exec = SingleThreadedExecutor()
     planner, sim, rc = None, None, 0
     thread = threading.Thread(target=planner_exec.spin, daemon=True)
     try:
-        overrides = parse_overrides(args) + [Parameter("use_sim_time", value=sim_time)]
+        # With the simulated cell, its latched goal image is the goal unless --goal-topic/--param says otherwise.
+        sim_goal = [Parameter("goal_topic", value=SIM_GOAL_TOPIC)] if args.sim else []
+        overrides = sim_goal + parse_overrides(args) + [Parameter("use_sim_time", value=sim_time)]
         planner = PlannerNode(parameter_overrides=overrides)
         planner_exec.add_node(planner)
         if args.sim:
