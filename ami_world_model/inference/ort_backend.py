@@ -74,6 +74,9 @@ class OnnxRuntimeBackend(Backend):
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.intra_op_num_threads = num_threads or default_threads()
         opts.inter_op_num_threads = 1  # sequential graphs: a second pool only competes for cores
+        # ORT's idle workers spin-wait by default; between calls they then burn the cores the planner's own
+        # torch ops (sampling, CEM update) and the camera callbacks need.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3  # errors only; shape-inference warnings are noise here
         self._sessions: Dict[str, object] = {}
         for role, path in (("encoder", encoder_onnx), ("predictor", predictor_onnx)):
