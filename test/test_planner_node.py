@@ -371,9 +371,11 @@ def test_goal_sources_goal_reached_and_clear(twist_ckpt):
         assert wait_for(lambda: h.node.sup.has_goal, 5.0), "transient-local goal published earlier not received"
         s.start()
         assert wait_for(lambda: True in reached, 5.0), "goal never reached"
-        assert h.node._stop_reason == "goal_reached"
+        # the latch holds; the reported reason may be a live one (a late frame on 2 busy cores: stale_image)
+        assert h.node.sup.latched == "goal_reached" and h.node._stop_reason in ("goal_reached", "stale_image")
         n = len(h.messages())
-        assert 1 <= n <= 3 and _is_zero(h.messages()[-1][1])  # <= 2 ticks of commands, then the stop zero
+        planned = n - h.node._zeros_sent  # a late frame may add a stale_image zero in between
+        assert 1 <= planned <= 2 and _is_zero(h.messages()[-1][1])  # <= 2 ticks of commands, then the stop zero
         time.sleep(4 * PERIOD)
         assert len(h.messages()) == n, "commands after the goal was reached"
         # a new goal (the current frame) clears the latch and commanding resumes

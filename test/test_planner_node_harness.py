@@ -45,14 +45,16 @@ class Harness:
 
     def __init__(self, name: str, params: dict) -> None:
         import rclpy
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
 
         from ami_world_model.ros.planner_node import PlannerNode
 
         self.node = PlannerNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
         self.peer = rclpy.create_node(f"test_peer_{name}")
-        self.executor = MultiThreadedExecutor(num_threads=2)
+        # Single-threaded, as `ami-wm run` and the launch file spin it: rclpy's MultiThreadedExecutor costs
+        # enough Python overhead on 2 cores to delay ticks past the watchdog (flaky tests, not a node bug).
+        self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.executor.add_node(self.peer)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)

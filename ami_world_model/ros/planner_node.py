@@ -60,7 +60,7 @@ class PlannerNode(LifecycleNode):
         self._guard_change_state_service()
         declare_parameters(self)
         install_validation(self)  # after declaring: overrides were checked by from_params at configure
-        # Callbacks may run on a MultiThreadedExecutor (ami-wm run): one lock guards the shared state.
+        # Callbacks may run on a MultiThreadedExecutor (a user's component container): one lock guards the state.
         self._lock = threading.RLock()
         self._lc_state = "unconfigured"
         self._active = False
@@ -511,7 +511,9 @@ class PlannerNode(LifecycleNode):
         if not self._pubs:
             return
         self._safety_pub.publish(String(data=self._stop_reason or "commanding"))
-        self._goal_reached_pub.publish(Bool(data=self._stop_reason == safety.GOAL_REACHED))
+        # the latch, not the current reason: a goal stays reached while e.g. the camera drops out
+        reached = self.sup is not None and self.sup.latched == safety.GOAL_REACHED
+        self._goal_reached_pub.publish(Bool(data=reached))
 
     def _publish_debug(self) -> None:
         with self._lock:
