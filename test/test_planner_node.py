@@ -45,11 +45,11 @@ def joint_ckpt(tmp_path_factory):
     return save_tiny(tmp_path_factory.mktemp("ck") / "joints", kind="joint_velocity", names=("j1", "j2"))
 
 
-def _start(name, ckpt, **params):
+def _start(name, ckpt, multi_threaded=False, **params):
     base = dict(checkpoint=ckpt, control_rate_hz=1.0 / PERIOD, max_image_age_s=0.3, planner_num_samples=16,
                 planner_iterations=1, planner_horizon_steps=2, debug_image_rate_hz=0.0, **QUIET)
     base.update(params)
-    h = Harness(name, base)
+    h = Harness(name, base, multi_threaded=multi_threaded)
     h.image_pub = h.peer.create_publisher(Image, "/camera/image_raw", SENSOR_QOS)
     h.goal_pub = h.peer.create_publisher(Image, "/planner_node/goal_image", LATCHED_QOS)
     h.estop_pub = h.peer.create_publisher(Bool, "/estop", LATCHED_QOS)
@@ -113,6 +113,21 @@ def test_image_in_twist_out_each_period(twist_node):
     gaps = sorted(b[0] - a[0] for a, b in zip(msgs, msgs[1:]))
     assert gaps[len(gaps) // 2] < 2.5 * PERIOD, f"median command gap {gaps[len(gaps) // 2]:.3f} s"
     assert h.node._zeros_sent == 0
+
+
+def test_commands_flow_on_a_multi_threaded_executor(twist_ckpt):
+    # users may load the node into a multi-threaded container: callbacks then race, the node's lock serialises
+    h = _start("multi", twist_ckpt, multi_threaded=True, max_image_age_s=2.0)  # slow executor: no watchdog here
+    h.collect(TwistStamped, TWIST)
+    s = Streamer(h.image_pub)
+    try:
+        _activate(h)
+        s.start()
+        assert _flowing(h, 0.0, n=5, timeout=10.0), "no commands on a MultiThreadedExecutor"
+        assert h.node._zeros_sent == 0, h.node.sup.stops
+    finally:
+        s.stop()
+        h.close()
 
 
 def test_stale_camera_zero_then_silence_then_resume(twist_node):

@@ -43,9 +43,9 @@ def rgb_image(seed: int, h: int = 48, w: int = 64):
 class Harness:
     """PlannerNode + a peer node spinning on one executor thread."""
 
-    def __init__(self, name: str, params: dict) -> None:
+    def __init__(self, name: str, params: dict, multi_threaded: bool = False) -> None:
         import rclpy
-        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
         from rclpy.parameter import Parameter
 
         from ami_world_model.ros.planner_node import PlannerNode
@@ -54,7 +54,7 @@ class Harness:
         self.peer = rclpy.create_node(f"test_peer_{name}")
         # Single-threaded, as `ami-wm run` and the launch file spin it: rclpy's MultiThreadedExecutor costs
         # enough Python overhead on 2 cores to delay ticks past the watchdog (flaky tests, not a node bug).
-        self.executor = SingleThreadedExecutor()
+        self.executor = MultiThreadedExecutor(num_threads=2) if multi_threaded else SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.executor.add_node(self.peer)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
