@@ -65,6 +65,47 @@ def test_surprise_matches_hand_computation(tmp_path):
     assert e.step(_img(3), None, deadline_s=5.0).surprise_ratio is None  # a stop forgets the prediction
 
 
+def test_frame_skip_model_predicts_skip_ticks_ahead_from_mean_actions(tmp_path):
+    # a model trained with frame skip 3 at a 0.1 s recording: one model step = 3 control ticks at 10 Hz
+    path = save_tiny(tmp_path / "t", metrics={"val_one_step_l1": 0.05}, dt_s=0.3, context_frames=2)
+    e = PlanningEngine(_cfg(control_rate_hz=10.0), path)
+    assert e.skip == 3
+    e.set_goal(_img(0))
+    sent = [[0.03, -0.02], [0.01, 0.0], [-0.02, 0.05], [0.0, 0.01]]
+    ratios = []
+    for t in range(5):
+        ratios.append(e.step(_img(t + 1), None, deadline_s=5.0).surprise_ratio)
+        if t < 4:
+            e.record_sent(sent[t])
+    assert ratios[:3] == [None, None, None]  # no frame 3 ticks back yet
+    model = load_world_model(path)
+    z = {t: model.encode(torch.from_numpy(_img(t + 1))[None]).detach() for t in range(5)}  # tick -> [1, N, D]
+    mean = lambda a: torch.tensor(a, dtype=torch.float32).mean(0)  # noqa: E731
+    with torch.no_grad():
+        # tick 3 from tick 0 (k=2: the older context frame is padded with tick 0 itself, zero action)
+        ctx = torch.stack([z[0], z[0]], 1)
+        pred3 = model.next(ctx, torch.stack([torch.zeros(2), mean(sent[0:3])])[None])
+        # tick 4 from tick 1, again padded (tick -2 does not exist)
+        pred4 = model.next(torch.stack([z[1], z[1]], 1), torch.stack([torch.zeros(2), mean(sent[1:4])])[None])
+    assert ratios[3] == pytest.approx(float((pred3 - z[3]).abs().mean()) / 0.05, rel=1e-4)
+    assert ratios[4] == pytest.approx(float((pred4 - z[4]).abs().mean()) / 0.05, rel=1e-4)
+    # the planning state at tick 4: frames at ticks 1 and 4, the mean action sent in between
+    st = e._state_at(4)
+    assert torch.allclose(st.z[0, 0], z[1][0]) and torch.allclose(st.z[0, 1], z[4][0])
+    assert torch.allclose(st.actions[0, 0], mean(sent[1:4]))
+
+
+def test_a_frame_without_a_command_breaks_the_history(tmp_path):
+    e = PlanningEngine(_cfg(), save_tiny(tmp_path / "t", metrics={"val_one_step_l1": 0.05}))
+    e.set_goal(_img(0))
+    e.step(_img(1), None, deadline_s=5.0)
+    e.record_sent([0.01, 0.0])
+    assert e.step(_img(2), None, deadline_s=5.0).surprise_ratio is not None
+    # no command after frame 2 (a stop): frame 3 has no prediction, and is not paired with frame 2
+    assert e.step(_img(3), None, deadline_s=5.0).surprise_ratio is None
+    assert len(e._z_ticks) == 1
+
+
 def test_fallback_scale_without_metrics(tmp_path):
     e = PlanningEngine(_cfg(surprise_scale_fallback=0.2), save_tiny(tmp_path / "t"))
     assert e.surprise_scale == 0.2 and e.surprise_scale_source == "surprise_scale_fallback"

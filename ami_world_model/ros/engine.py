@@ -113,9 +113,12 @@ class PlanningEngine:
         self.dynamics = make_world_model_dynamics(self._next, self.k)
         self.goal: Optional[torch.Tensor] = None  # [1, N, D]
         self.goal_image: Optional[np.ndarray] = None  # [3, H, W]
-        self._z_hist: List[torch.Tensor] = []  # [N, D] newest last
-        self._a_hist: List[torch.Tensor] = []  # [A] action sent after each frame in _z_hist
-        self._predicted: Optional[torch.Tensor] = None  # [N, D] predicted latent of the next frame
+        # A model trained with frame skip steps `skip` control ticks at once (its action is the mean command
+        # over those ticks). The node still commands every tick; the history below is kept per tick.
+        self.skip = max(1, round(self.spec.dt_s / cfg.control_period_s))
+        self._z_ticks: List[torch.Tensor] = []  # [N, D] the frame of each tick, newest last
+        self._a_ticks: List[torch.Tensor] = []  # [A] the action sent after each frame in _z_ticks
+        self._predicted: Optional[torch.Tensor] = None  # [N, D] predicted latent of the next tick's frame
         self.action_dim = n
 
     # --- validation ---
@@ -187,8 +190,8 @@ class PlanningEngine:
 
     def reset(self) -> None:
         """Forget history, pending prediction and warm start (after any stop: re-read the world)."""
-        self._z_hist.clear()
-        self._a_hist.clear()
+        self._z_ticks.clear()
+        self._a_ticks.clear()
         self._predicted = None
         self.controller.reset()
 
@@ -212,10 +215,13 @@ class PlanningEngine:
         z = self.encode(image)  # [N, D]
         t1 = time.perf_counter()
         surprise = None
+        if len(self._a_ticks) < len(self._z_ticks):
+            self.reset()  # the last frame got no command (a stop): the chain of frames and actions is broken
         if self._predicted is not None:
             surprise = float((self._predicted - z).abs().mean()) / self.surprise_scale
-        self._z_hist = (self._z_hist + [z])[-self.k:]
-        state0 = self._state0()
+        self._predicted = None
+        self._z_ticks.append(z)
+        state0 = self._state_at(len(self._z_ticks) - 1)
         current = float(self.energy(state0, self.goal)[0])
         remaining = max(1e-3, deadline_s - (time.perf_counter() - t0))
         res = self.controller.plan(state0, self.goal, self.dynamics, deadline_s=remaining)
@@ -226,19 +232,31 @@ class PlanningEngine:
 
     @torch.inference_mode()
     def record_sent(self, action: List[float]) -> None:
-        """The action actually sent after the newest frame: keep it and predict the next frame's latent."""
-        if not self._z_hist:
-            return
-        a = torch.tensor(action, dtype=torch.float32, device=self.backend.device)
-        state0 = self._state0()  # the frames seen and the actions between them, before `a`
-        self._predicted = self.dynamics(state0, a.unsqueeze(0)).latest[0]
-        self._a_hist = (self._a_hist + [a])[-self.k:]
+        """The action actually sent after the newest frame: keep it and predict the next frame's latent.
 
-    def _state0(self) -> WorldModelState:
-        """Batch-1 planner state: the last k frames and the k-1 actions sent between them."""
-        between = len(self._z_hist) - 1
-        acts = torch.stack(self._a_hist[-between:]) if between > 0 and self._a_hist else None
-        return WorldModelState.from_history(torch.stack(self._z_hist), acts, self.k, self.action_dim)
+        The prediction starts from the frame ``skip`` ticks before the next one, with the mean of the actions
+        sent since: the same frames and actions the model was trained on (windows with frame skip).
+        """
+        if len(self._z_ticks) != len(self._a_ticks) + 1:
+            return
+        self._a_ticks.append(torch.tensor(action, dtype=torch.float32, device=self.backend.device))
+        keep = self.k * self.skip  # enough ticks for the next frame's k-frame context
+        del self._z_ticks[:-keep], self._a_ticks[:-keep]
+        i = len(self._z_ticks) - self.skip  # the model frame whose one-step outcome is the next tick's frame
+        if i >= 0:
+            a = torch.stack(self._a_ticks[i:]).mean(0)
+            self._predicted = self.dynamics(self._state_at(i), a.unsqueeze(0)).latest[0]
+
+    def _state_at(self, i: int) -> WorldModelState:
+        """Batch-1 planner state whose newest frame is tick ``i``: frames ``i, i-skip, ...`` (k at most, padded
+        by ``from_history`` at the start) and the mean action sent over each interval between them."""
+        s = self.skip
+        first = i - s * (min(self.k, i // s + 1) - 1)
+        z = torch.stack(self._z_ticks[first:i + 1:s])
+        acts = None
+        if i > first:
+            acts = torch.stack([torch.stack(self._a_ticks[f:f + s]).mean(0) for f in range(first, i, s)])
+        return WorldModelState.from_history(z, acts, self.k, self.action_dim)
 
     def close(self) -> None:
         close = getattr(self.backend, "close", None)

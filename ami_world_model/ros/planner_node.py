@@ -153,14 +153,15 @@ class PlannerNode(LifecycleNode):
             self._create_interfaces(cfg)
             self._stop_reason = "inactive"
             self._lc_state = "inactive"
-        period_ratio = cfg.control_period_s / engine.spec.dt_s
-        if abs(period_ratio - 1.0) > 0.01:
+        ticks_per_step = engine.spec.dt_s / cfg.control_period_s
+        if abs(ticks_per_step - engine.skip) > 0.01 * ticks_per_step:
             self.get_logger().warning(
-                f"control period {cfg.control_period_s:.3f} s differs from the model's action dt "
-                f"{engine.spec.dt_s:.3f} s: predictions (and surprise) assume the model's dt")
+                f"the model's step ({engine.spec.dt_s:.3f} s) is not a whole number of control periods "
+                f"({cfg.control_period_s:.3f} s): predictions (and surprise) take it as {engine.skip} period(s)")
         self.get_logger().info(
             f"configured: checkpoint {path}, backend {getattr(engine.backend, 'name', '?')}, "
-            f"output {cfg.output_mode}, actions {engine.spec.kind} {engine.spec.names}, surprise scale "
+            f"output {cfg.output_mode}, actions {engine.spec.kind} {engine.spec.names} (model step: {engine.skip} "
+            f"control period(s)), surprise scale "
             f"{engine.surprise_scale:.4g} ({engine.surprise_scale_source})")
         return TransitionCallbackReturn.SUCCESS
 
