@@ -43,6 +43,8 @@ def test_format_table_rows():
     assert len(lines) == 4 and "planner" in lines[0] and "random" in lines[0]
     assert lines[2].split()[:4] == ["reach", "1", "100%", "0%"]
     assert lines[3].split()[:4] == ["push", "1", "0%", "0%"]
+    no_random = format_table([summarize("push", recs2[:1])]).splitlines()[2].split()
+    assert no_random == ["push", "1", "0%", "-", "0.040", "-", "15.0"]  # not measured: "-", never "nan%"
 
 
 def test_json_object_one_and_all():

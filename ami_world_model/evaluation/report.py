@@ -1,6 +1,7 @@
 """Summaries, plots and GIFs of closed-loop episodes (no ROS, no sim: plain records in, files out)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -62,11 +63,15 @@ def format_table(summaries: List[Dict[str, object]]) -> str:
     head = (f"{'task':<6} {'episodes':>8} {'planner':>8} {'random':>8} {'final dist (m)':>15} "
             f"{'random dist':>12} {'tick p95 (ms)':>14}")
     lines = [head, "-" * len(head)]
+
+    def cell(value, fmt: str, width: int) -> str:  # "-" where nothing was measured (e.g. --no-random)
+        return f"{'-' if math.isnan(value) else format(value, fmt):>{width}}"
+
     for s in summaries:
         lines.append(
-            f"{s['task']:<6} {s['episodes']:>8} {s['success_rate']:>8.0%} {s['random_success_rate']:>8.0%} "
-            f"{s['mean_final_distance']:>15.3f} {s['random_mean_final_distance']:>12.3f} "
-            f"{s['tick_latency_p95_ms']:>14.1f}"
+            f"{s['task']:<6} {s['episodes']:>8} {cell(s['success_rate'], '.0%', 8)} "
+            f"{cell(s['random_success_rate'], '.0%', 8)} {cell(s['mean_final_distance'], '.3f', 15)} "
+            f"{cell(s['random_mean_final_distance'], '.3f', 12)} {cell(s['tick_latency_p95_ms'], '.1f', 14)}"
         )
     return "\n".join(lines)
 
