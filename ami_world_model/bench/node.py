@@ -143,9 +143,11 @@ class _Rig:
 def _with_ros(fn):
     import rclpy
 
+    from ami_world_model.ros import private_domain_id
+
     # A private graph: the bench's planner_node must never meet a live system's (or another bench's).
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    rclpy.init(domain_id=150 + os.getpid() % 80)
+    rclpy.init(domain_id=private_domain_id())
     try:
         return fn()
     finally:

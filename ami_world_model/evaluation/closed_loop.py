@@ -397,13 +397,14 @@ def evaluate(cfg: EvalConfig, domain_id: Optional[int] = None) -> Dict[str, Any]
     import rclpy
 
     from ami_world_model.node_config import resolve_checkpoint
+    from ami_world_model.ros import private_domain_id
 
     path = resolve_checkpoint(cfg.checkpoint)
     os.environ.setdefault("MUJOCO_GL", "egl")
     own = not rclpy.ok()
     if own:
         # A private DDS domain: the eval's /camera, /clock and commands must not reach a live robot graph.
-        rclpy.init(domain_id=domain_id if domain_id is not None else 150 + os.getpid() % 80)
+        rclpy.init(domain_id=domain_id if domain_id is not None else private_domain_id())
     loop = None
     try:
         loop = ClosedLoop(cfg, path)

@@ -244,8 +244,7 @@ class PlanningEngine:
         del self._z_ticks[:-keep], self._a_ticks[:-keep]
         i = len(self._z_ticks) - self.skip  # the model frame whose one-step outcome is the next tick's frame
         if i >= 0:
-            a = torch.stack(self._a_ticks[i:]).mean(0)
-            self._predicted = self.dynamics(self._state_at(i), a.unsqueeze(0)).latest[0]
+            self._predicted = self.dynamics(self._state_at(i), self._mean_action(i).unsqueeze(0)).latest[0]
 
     def _state_at(self, i: int) -> WorldModelState:
         """Batch-1 planner state whose newest frame is tick ``i``: frames ``i, i-skip, ...`` (k at most, padded
@@ -253,10 +252,12 @@ class PlanningEngine:
         s = self.skip
         first = i - s * (min(self.k, i // s + 1) - 1)
         z = torch.stack(self._z_ticks[first:i + 1:s])
-        acts = None
-        if i > first:
-            acts = torch.stack([torch.stack(self._a_ticks[f:f + s]).mean(0) for f in range(first, i, s)])
+        acts = torch.stack([self._mean_action(f) for f in range(first, i, s)]) if i > first else None
         return WorldModelState.from_history(z, acts, self.k, self.action_dim)
+
+    def _mean_action(self, i: int) -> torch.Tensor:
+        """[A] the mean command sent over the model step that starts at tick ``i``."""
+        return torch.stack(self._a_ticks[i:i + self.skip]).mean(0)
 
     def close(self) -> None:
         close = getattr(self.backend, "close", None)

@@ -256,8 +256,12 @@ class PlannerNode(LifecycleNode):
             self._frame = None
             self._stop_reason = "unconfigured"
 
-    def wait_commands_delivered(self, timeout_s: float = 1.0) -> None:
-        """Before exiting: give reliable subscribers (Servo, the JTC) time to acknowledge the stop zero."""
+    def stop_for_exit(self, timeout_s: float = 1.0) -> None:
+        """Before exiting: an active node deactivates (ONE zero command), then gives reliable subscribers
+        (Servo, the JTC) time to acknowledge that zero."""
+        if not (self._active and rclpy.ok()):
+            return
+        self.trigger_deactivate()
         pub = getattr(self, "_cmd_pub", None)
         if pub is not None and pub in self._pubs:
             from rclpy.duration import Duration as RclDuration
@@ -576,11 +580,11 @@ class PlannerNode(LifecycleNode):
         self._diag_pub.publish(arr)
 
 
-def main(args: Optional[List[str]] = None) -> int:
-    """Console entry point: spin the (unconfigured) lifecycle node until ^C / SIGTERM.
+def init_keeping_context(args: Optional[List[str]] = None) -> None:
+    """``rclpy.init`` with our SIGINT/SIGTERM handlers instead of rclpy's.
 
-    rclpy's own signal handler would shut the context down before we could act, so ours turns SIGINT and
-    SIGTERM into KeyboardInterrupt: an active node then deactivates (ONE zero command) before exiting.
+    rclpy's own handler would shut the context down before an active planner could send its stop zero; ours
+    raise KeyboardInterrupt and leave the context up, so the caller can ``stop_for_exit`` first.
     """
     import signal
 
@@ -589,15 +593,18 @@ def main(args: Optional[List[str]] = None) -> int:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Console entry point: spin the (unconfigured) lifecycle node until ^C / SIGTERM, then stop safely."""
+    init_keeping_context(args)
     node = PlannerNode()
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if node._active and rclpy.ok():
-            node.trigger_deactivate()  # one zero command on the way out
-            node.wait_commands_delivered()
+        node.stop_for_exit()
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

@@ -69,21 +69,14 @@ def main(args: argparse.Namespace) -> int:
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
 
-    from ami_world_model.ros.planner_node import PlannerNode
+    from ami_world_model.ros.planner_node import PlannerNode, init_keeping_context
 
     config = args.config or default_config()
     if not config.exists():
         print(f"parameters file {config} not found")
         return 2
     sim_time = bool(args.use_sim_time or args.sim)
-    import signal
-
-    from rclpy.signals import SignalHandlerOptions
-
-    # Our handlers, not rclpy's: the context must outlive ^C so the planner can send its stop zero.
-    rclpy.init(args=["--ros-args", "--params-file", str(config)], signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    init_keeping_context(["--ros-args", "--params-file", str(config)])  # outlives ^C: the stop zero goes out
     # The planner spins on its own single-threaded executor in a background thread, as `planner_node` does
     # (rclpy.spin): on 2 cores rclpy's MultiThreadedExecutor starved its camera subscription (it took 47 of
     # 300 frames at 30 Hz where the single-threaded one took 233). The sim node spins here, on the main
@@ -124,9 +117,8 @@ def main(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if planner is not None and planner._active and rclpy.ok():
-            planner.trigger_deactivate()  # one zero command on the way out
-            planner.wait_commands_delivered()
+        if planner is not None:
+            planner.stop_for_exit()
         planner_exec.shutdown(timeout_sec=2.0)
         sim_exec.shutdown(timeout_sec=2.0)
         if thread.is_alive():
