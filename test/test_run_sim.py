@@ -27,7 +27,7 @@ def test_run_sim_moves_the_arm(tmp_path):
     if not (ROOT / "models" / "default.json").exists():
         pytest.skip("the shipped model models/default is missing")
     log = open(tmp_path / "run.log", "w")
-    proc = subprocess.Popen([str(EXE), "run", "--sim", "--duration", "30"], cwd=ROOT,
+    proc = subprocess.Popen([str(EXE), "run", "--sim", "--duration", "120"], cwd=ROOT,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     rclpy.init()
@@ -49,7 +49,8 @@ def test_run_sim_moves_the_arm(tmp_path):
             rclpy.spin_once(node, timeout_sec=0.1)
         for _ in range(10):
             rclpy.spin_once(node, timeout_sec=0.05)
-        assert proc.wait(timeout=20) == 0
+        rc = proc.wait(timeout=20)
+        assert rc == 0, f"ami-wm run exited {rc} after ^C; log:\n{(tmp_path / 'run.log').read_text()[-3000:]}"
         tail = cmds[n_before - 1:]
         assert tail and tail[-1].twist.linear.x == 0.0 and tail[-1].twist.linear.y == 0.0, "no stop zero at exit"
     finally:

@@ -19,7 +19,7 @@ import rclpy
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import TwistStamped
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -580,31 +580,46 @@ class PlannerNode(LifecycleNode):
         self._diag_pub.publish(arr)
 
 
-def init_keeping_context(args: Optional[List[str]] = None) -> None:
-    """``rclpy.init`` with our SIGINT/SIGTERM handlers instead of rclpy's.
+def init_keeping_context(args: Optional[List[str]] = None) -> threading.Event:
+    """``rclpy.init`` with our SIGINT/SIGTERM handlers instead of rclpy's; returns the event they set.
 
     rclpy's own handler would shut the context down before an active planner could send its stop zero; ours
-    raise KeyboardInterrupt and leave the context up, so the caller can ``stop_for_exit`` first.
+    leave the context up, so the caller can ``stop_for_exit`` first. They only set the event, which the caller's
+    spin loop checks: an exception raised from a handler lands wherever the main thread happens to be, and
+    inside rclpy's C++ message conversion it surfaced as a RuntimeError ("Unable to convert call argument")
+    rather than KeyboardInterrupt. A second signal raises KeyboardInterrupt, for a shutdown that hangs.
     """
     import signal
 
     from rclpy.signals import SignalHandlerOptions
 
+    stop = threading.Event()
+
+    def on_signal(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
 
 
 def main(args: Optional[List[str]] = None) -> int:
     """Console entry point: spin the (unconfigured) lifecycle node until ^C / SIGTERM, then stop safely."""
-    init_keeping_context(args)
+    stop = init_keeping_context(args)
     node = PlannerNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
+        while rclpy.ok() and not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)  # the timeout bounds how long a signal waits to be seen
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.stop_for_exit()
+        executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

@@ -76,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"parameters file {config} not found")
         return 2
     sim_time = bool(args.use_sim_time or args.sim)
-    init_keeping_context(["--ros-args", "--params-file", str(config)])  # outlives ^C: the stop zero goes out
+    stop = init_keeping_context(["--ros-args", "--params-file", str(config)])  # outlives ^C: the stop zero goes out
     # The planner spins on its own single-threaded executor in a background thread, as `planner_node` does
     # (rclpy.spin): on 2 cores rclpy's MultiThreadedExecutor starved its camera subscription (it took 47 of
     # 300 frames at 30 Hz where the single-threaded one took 233). The sim node spins here, on the main
@@ -106,11 +106,11 @@ def main(args: argparse.Namespace) -> int:
                 return 1
             planner.get_logger().info("planner_node active")
         end = time.monotonic() + args.duration if args.duration > 0 else None
-        while rclpy.ok() and (end is None or time.monotonic() < end) and thread.is_alive():
+        while rclpy.ok() and not stop.is_set() and (end is None or time.monotonic() < end) and thread.is_alive():
             if sim is not None:
                 sim_exec.spin_once(timeout_sec=0.05)
             else:
-                time.sleep(0.05)
+                stop.wait(0.05)
         if not thread.is_alive():
             planner.get_logger().error("the planner executor stopped unexpectedly")
             rc = 1
