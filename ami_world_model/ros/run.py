@@ -78,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
     sim_time = bool(args.use_sim_time or args.sim)
     stop = init_keeping_context(["--ros-args", "--params-file", str(config)])  # outlives ^C: the stop zero goes out
     # The planner spins on its own single-threaded executor in a background thread, as `planner_node` does
-    # (rclpy.spin): on 2 cores rclpy's MultiThreadedExecutor starved its camera subscription (it took 47 of
+    # on its main thread: on 2 cores rclpy's MultiThreadedExecutor starved its camera subscription (it took 47 of
     # 300 frames at 30 Hz where the single-threaded one took 233). The sim node spins here, on the main
     # thread that created it: its MuJoCo EGL context is bound to that thread.
     planner_exec = SingleThreadedExecutor()
@@ -101,6 +101,8 @@ def main(args: argparse.Namespace) -> int:
             if planner.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 planner.get_logger().error("configure failed (see above); exiting")
                 return 1
+            if stop.is_set():  # ^C while the model loaded: exit without ever commanding
+                return rc
             if planner.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 planner.get_logger().error("activate failed; exiting")
                 return 1
