@@ -167,7 +167,7 @@ def test_config_within_limits_but_not_the_weights_is_refused_from_the_header(sav
     with pytest.raises(CheckpointError, match=r"tensor 'encoder\.[\w.]+' has shape \[.*96.*\] but the config "
                                               r"needs \[.*1024.*\]"):
         load_world_model(stem)
-    assert real_builds == ["meta"]  # the only construction was the storage-free one
+    assert real_builds and set(real_builds) == {"meta"}  # the only constructions were storage-free ones
 
 
 def test_depth_and_image_limits_are_checked(saved):
@@ -207,4 +207,4 @@ def test_encoder_checkpoint_header_is_checked_too(tmp_path, real_builds):
     _edit_json(stem, lambda m: m["encoder"].update(embed_dim=128))
     with pytest.raises(CheckpointError, match=r"but the config needs"):
         load_encoder(stem)
-    assert real_builds == ["meta"]
+    assert real_builds and set(real_builds) == {"meta"}
