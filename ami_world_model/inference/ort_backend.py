@@ -79,6 +79,7 @@ class OnnxRuntimeBackend(Backend):
             path = Path(path)
             if not path.is_file():
                 raise BackendError(f"onnxruntime backend: {role} ONNX file {path} does not exist")
+            onnx_io.check_onnx_file(path, config, role, weights_sha256)  # before ORT spends memory on it
             try:
                 sess = ort.InferenceSession(str(path), sess_options=opts, providers=self._providers)
             except Exception as e:  # ORT raises its own exception types for corrupt / invalid files
@@ -91,7 +92,6 @@ class OnnxRuntimeBackend(Backend):
                     f"{used}); check that onnxruntime-gpu matches this CUDA (torch.version.cuda = "
                     f"{torch.version.cuda})"
                 )
-            self._check(sess, role, path, weights_sha256)
             self._sessions[role] = sess
         self._inputs: List[str] = onnx_io.predictor_inputs(config)
         log.info("onnxruntime backend on %s with %s", self.device, self._providers[0])
@@ -116,18 +116,6 @@ class OnnxRuntimeBackend(Backend):
                 log.debug("onnxruntime.preload_dlls failed: %s", e)
         idx = self.device.index if self.device.index is not None else 0
         return [("CUDAExecutionProvider", {"device_id": idx}), "CPUExecutionProvider"]
-
-    def _check(self, sess, role: str, path: Path, weights: Optional[str]) -> None:
-        shapes = {i.name: list(i.shape) for i in list(sess.get_inputs()) + list(sess.get_outputs())}
-        onnx_io.check_shapes(shapes, self.config, role, str(path))
-        meta = sess.get_modelmeta().custom_metadata_map
-        if meta.get(onnx_io.META_ROLE, role) != role:
-            raise BackendError(f"{path} is a {meta[onnx_io.META_ROLE]} graph, expected the {role}")
-        if weights is not None and meta.get(onnx_io.META_WEIGHTS, weights) != weights:
-            raise BackendError(
-                f"{path} was exported from other weights than this checkpoint; re-export it "
-                "(`ami-wm export <checkpoint>`)"
-            )
 
     def _run(self, role: str, feeds: Dict[str, Tensor], out_name: str, out_shape) -> Tensor:
         sess = self._sessions.get(role)

@@ -106,6 +106,9 @@ class TensorRTBackend(Backend):
         self.max_batch = {"encoder": max_encoder_batch, "predictor": max_batch}
         self._workspace = workspace_bytes
         self._rebuild = rebuild_bad_engines
+        params = {"encoder": model.encoder, "predictor": model.predictor}
+        self._max_engine_bytes = {r: engine_cache.max_engine_bytes(sum(p.numel() for p in m.parameters()))
+                                  for r, m in params.items()}
         self.onnx_paths = self._onnx(model, onnx_dir, opset)
         self._inputs = {"encoder": list(onnx_io.ENCODER_INPUTS), "predictor": onnx_io.predictor_inputs(self.config)}
         self._output = {"encoder": onnx_io.ENCODER_OUTPUT, "predictor": onnx_io.PREDICTOR_OUTPUT}
@@ -121,8 +124,6 @@ class TensorRTBackend(Backend):
     # --- configure time ---------------------------------------------------------------------------
 
     def _onnx(self, model: WorldModel, onnx_dir, opset: int) -> Dict[str, Path]:
-        import onnx
-
         if onnx_dir is None:
             exp = cached_onnx(model, self.cache_dir, precision=self.precision, opset=opset)
             return {"encoder": exp.encoder, "predictor": exp.predictor}
@@ -135,7 +136,7 @@ class TensorRTBackend(Backend):
                     f"tensorrt backend: {p} not found (a {self.precision} engine is built from "
                     f"{onnx_io.onnx_filename(role, self.precision)}; `ami-wm export --fp16-onnx` writes it)"
                 )
-            onnx_io.check_onnx(onnx.load(str(p), load_external_data=False), self.config, role, str(p), weights)
+            onnx_io.check_onnx_file(p, self.config, role, weights)
             paths[role] = p
         return paths
 
@@ -162,7 +163,7 @@ class TensorRTBackend(Backend):
         engine = None
         if path.exists():
             try:
-                engine = self._deserialize(engine_cache.read_engine(path, key), path)
+                engine = self._deserialize(engine_cache.read_engine(path, key, self._max_engine_bytes[role]), path)
             except EngineFileError as e:
                 if not self._rebuild:
                     raise
@@ -170,7 +171,7 @@ class TensorRTBackend(Backend):
         if engine is None:
             log.info("building TensorRT %s engine (%s) from %s", role, self.precision, onnx_path)
             engine_cache.write_engine(path, self._build(onnx_path, key), key)
-            engine = self._deserialize(engine_cache.read_engine(path, key), path)
+            engine = self._deserialize(engine_cache.read_engine(path, key, self._max_engine_bytes[role]), path)
         self._check_engine(engine, role, path)
         ctx = engine.create_execution_context()
         if ctx is None:
