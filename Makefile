@@ -20,7 +20,7 @@ $(STAMP): requirements.txt requirements-ros.txt setup.py
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-test: setup
+test: setup lint
 	$(VENV)/bin/python -m pytest -q test
 
 lint: setup

@@ -107,7 +107,7 @@ def test_corrupt_or_missing_onnx_is_a_backend_error(ckpt, tmp_path):
     with pytest.raises(BackendError, match="does not exist"):
         make_backend(stem, kind="onnxruntime", onnx_dir=tmp_path / "nowhere", cache_dir=cache)
     (tmp_path / "o" / "predictor.onnx").write_bytes(b"\x00garbage" * 64)
-    with pytest.raises(BackendError, match="cannot load"):
+    with pytest.raises(BackendError, match="not a readable ONNX file"):
         make_backend(stem, kind="onnxruntime", onnx_dir=tmp_path / "o", cache_dir=cache)
 
 
@@ -139,3 +139,29 @@ def test_states_model_through_onnxruntime(tmp_path):
     torch.testing.assert_close(backend.next(z, actions, states), ref, atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="uses states"):
         backend.next(z, actions)
+
+
+@needs_ort
+def test_onnx_is_checked_before_a_session_is_created(ckpt, tmp_path, monkeypatch):
+    """Shapes and size are read from the file; ONNX Runtime never sees a graph made for another model."""
+    import onnxruntime
+
+    _, stem, cache = ckpt
+
+    def no_session(*a, **kw):
+        raise AssertionError("an InferenceSession was created for a file the checks should refuse")
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", no_session)
+    export_onnx(_model(0, image=ImageSpec(height=32, width=32)), tmp_path / "other")
+    with pytest.raises(BackendError, match=r"'images' dim 2 is 32, checkpoint expects 64"):
+        make_backend(stem, kind="onnxruntime", onnx_dir=tmp_path / "other", cache_dir=cache)
+    big = tmp_path / "big"
+    big.mkdir()
+    for role in ("encoder", "predictor"):  # a file far larger than this model's graphs can be
+        with open(big / f"{role}.onnx", "wb") as f:
+            f.truncate(200 << 20)
+    with pytest.raises(BackendError, match=r"encoder.onnx is 209715200 bytes, more than the \d+"):
+        make_backend(stem, kind="onnxruntime", onnx_dir=big, cache_dir=cache)
+    (big / "encoder.onnx").write_bytes(b"not a protobuf \xff\xff")
+    with pytest.raises(BackendError, match="not a readable ONNX file"):
+        make_backend(stem, kind="onnxruntime", onnx_dir=big, cache_dir=cache)

@@ -126,3 +126,85 @@ def test_state_spec_model_round_trip(tmp_path):
     m = WorldModel(cfg)
     loaded = load_world_model(save_world_model(m, tmp_path / "s"))
     assert loaded.config.state.names == ["a"] and loaded.predictor.state_in is not None
+
+
+@pytest.fixture()
+def real_builds(monkeypatch):
+    """Records the device of every WorldModel / Encoder construction (the header check builds on 'meta')."""
+    from ami_world_model.models import checkpoint as ck
+
+    devices = []
+    for cls in (ck.WorldModel, ck.Encoder):
+        init = cls.__init__
+
+        def spy(self, *a, _init=init, **kw):
+            devices.append(torch.empty(0).device.type)  # the default device this construction runs under
+            _init(self, *a, **kw)
+
+        monkeypatch.setattr(cls, "__init__", spy)
+    return devices
+
+
+def test_huge_config_next_to_small_weights_fails_before_allocating(saved, real_builds):
+    """Issue 12: embed_dim 8192 / depth 48 next to the 2 MB weights once allocated ~10 GB, then crashed."""
+    _, stem = saved
+    _edit_json(stem, lambda m: m["config"]["predictor"].update(embed_dim=8192, depth=48, num_heads=8))
+    with pytest.raises(CheckpointError, match=r"predictor\.embed_dim 8192 > 4096") as err:
+        load_world_model(stem)
+    assert "nothing was allocated" in str(err.value)
+    assert real_builds == []  # refused from the config alone: not even a meta-device build
+
+
+def test_config_within_limits_but_not_the_weights_is_refused_from_the_header(saved, real_builds, monkeypatch):
+    from ami_world_model.models import checkpoint as ck
+
+    def no_read(*a, **kw):
+        raise AssertionError("the weights were read before the header check refused them")
+
+    monkeypatch.setattr(ck, "load_file", no_read)
+    _, stem = saved
+    _edit_json(stem, lambda m: m["config"]["encoder"].update(embed_dim=1024, num_heads=16))
+    with pytest.raises(CheckpointError, match=r"tensor 'encoder\.[\w.]+' has shape \[.*96.*\] but the config "
+                                              r"needs \[.*1024.*\]"):
+        load_world_model(stem)
+    assert real_builds and set(real_builds) == {"meta"}  # the only constructions were storage-free ones
+
+
+def test_depth_and_image_limits_are_checked(saved):
+    _, stem = saved
+    _edit_json(stem, lambda m: m["config"]["encoder"].update(depth=100_000))
+    with pytest.raises(CheckpointError, match=r"encoder\.depth 100000 > 64"):
+        load_world_model(stem)
+
+
+def test_parameter_count_limit(saved, monkeypatch):
+    from ami_world_model.models import checkpoint_check
+
+    monkeypatch.setattr(checkpoint_check, "MAX_PARAMS", 1000)  # the tiny model has ~550k
+    _, stem = saved
+    with pytest.raises(CheckpointError, match=r"parameters > the limit 1000"):
+        load_world_model(stem)
+
+
+def test_corrupt_safetensors_header_is_a_checkpoint_error(saved):
+    _, stem = saved
+    weights, _ = checkpoint_paths(stem)
+    data = bytearray(weights.read_bytes())
+    data[:8] = (len(data) * 4).to_bytes(8, "little")  # header longer than the file
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="header length"):
+        load_world_model(stem)
+    weights.write_bytes(b"\x05")
+    with pytest.raises(CheckpointError, match="no safetensors header"):
+        load_world_model(stem)
+
+
+def test_encoder_checkpoint_header_is_checked_too(tmp_path, real_builds):
+    torch.manual_seed(0)
+    cfg = WorldModelConfig.tiny()
+    stem = save_encoder(WorldModel(cfg).encoder, tmp_path / "enc")
+    real_builds.clear()
+    _edit_json(stem, lambda m: m["encoder"].update(embed_dim=128))
+    with pytest.raises(CheckpointError, match=r"but the config needs"):
+        load_encoder(stem)
+    assert real_builds and set(real_builds) == {"meta"}

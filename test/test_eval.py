@@ -102,6 +102,7 @@ def _tiny_sim_model(path) -> str:
     return str(save_world_model(WorldModel(WorldModelConfig.tiny(action=SimConfig().action_spec())), path))
 
 
+@pytest.mark.ros
 def test_closed_loop_two_episodes_over_dds(tmp_path, capsys):
     """2 reach episodes, planner and random, lockstep over DDS: JSON, plot, GIF, checkpoint metrics."""
     import imageio.v2 as imageio
@@ -162,6 +163,7 @@ def test_closed_loop_two_episodes_over_dds(tmp_path, capsys):
     load_world_model(ck)  # the checkpoint still loads (only metrics changed)
 
 
+@pytest.mark.ros
 def test_lockstep_random_baseline_is_repeatable(tmp_path):
     """Lockstep: the same seed and the same random twists give the same trajectory, whatever the CPU load."""
     import rclpy

@@ -64,6 +64,7 @@ def test_launch_file_structure():
         assert needed in text
 
 
+@pytest.mark.ros
 def test_ami_wm_run_mirrors_the_launch_arguments():
     import argparse
 

@@ -13,6 +13,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from ami_world_model.node_config import PlannerNodeConfig, parameter_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.ros
 
 
 def test_generated_docs_and_yaml_are_current():

@@ -140,3 +140,12 @@ def test_engine_cache_hit_rebuild_and_refusal(model, tmp_path):
     other = TensorRTBackend(model, **{**kw, "max_batch": 32})  # another profile: another file
     assert other.engine_paths["predictor"] != path
     other.close()
+
+
+def test_oversized_engine_is_refused_from_its_header(tmp_path, monkeypatch):
+    path = engine_cache.write_engine(tmp_path / "e.engine", ENGINE, KEY)
+    with pytest.raises(EngineFileError, match=rf"{len(ENGINE)}-byte engine, more than the 10 bytes allowed"):
+        engine_cache.read_engine(path, KEY, max_bytes=10)
+    assert engine_cache.read_engine(path, KEY, max_bytes=len(ENGINE)) == ENGINE
+    # the bound a backend uses grows with the model and leaves room for TensorRT's own data
+    assert engine_cache.max_engine_bytes(1_000_000) > engine_cache.max_engine_bytes(1000) > 4 * 1000

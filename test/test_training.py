@@ -214,3 +214,20 @@ def test_predictor_with_states(tmp_path):
     states = np.concatenate([e.states for e in data.episodes[:2]])
     assert loaded.config.state.mean == pytest.approx(states.mean(0).tolist(), rel=1e-5)
     assert np.isfinite(m["val_one_step_l1"])
+
+
+def test_step_mean_action_numpy_and_torch_agree():
+    import torch
+
+    from ami_world_model.data.frame_skip import step_mean_action
+
+    acts = np.arange(14, dtype=np.float32).reshape(7, 2)  # action i = (2i, 2i+1)
+    assert step_mean_action(acts, 0, 3).tolist() == [2.0, 3.0]  # mean of records 0, 1, 2
+    assert step_mean_action(acts, 3, 1).tolist() == acts[3].tolist()  # no skip: the record itself
+    assert step_mean_action(acts, 5, 3).tolist() == [11.0, 12.0]  # past the end: records 5 and 6 only
+    t = step_mean_action(torch.from_numpy(acts), 5, 3)
+    assert isinstance(t, torch.Tensor) and t.tolist() == [11.0, 12.0]
+    with pytest.raises(IndexError):
+        step_mean_action(acts, 7, 3)
+    with pytest.raises(ValueError, match="skip"):
+        step_mean_action(acts, 0, 0)

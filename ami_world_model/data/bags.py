@@ -19,6 +19,7 @@ import numpy as np
 
 from ami_world_model.config import ActionSpec, ConfigError, StateSpec
 from ami_world_model.data.episodes import Episode, EpisodeSet
+from ami_world_model.data.frame_skip import step_mean_action
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 ACTION_TYPES = (
@@ -321,7 +322,8 @@ def _make_episode(run: List[Tuple[float, Any, np.ndarray, Optional[np.ndarray]]]
     if len(keep) < spec.min_episode_frames:
         return None
     # The action held from kept frame i to the next kept frame is the mean of the commands in between.
-    actions = np.stack([np.mean([run[j][2] for j in range(i, min(i + k, len(run)))], axis=0) for i in keep])
+    commands = np.stack([r[2] for r in run])  # [T, A]
+    actions = np.stack([step_mean_action(commands, i, k) for i in keep])
     images = np.stack([resize_image(image_to_rgb(run[i][1]), spec.image_size) for i in keep])
     states = np.stack([run[i][3] for i in keep]).astype(np.float32) if spec.state_topic else None
     times = np.array([run[i][0] for i in keep], dtype=np.float64)

@@ -15,14 +15,20 @@ from typing import List, Optional, Union
 
 import torch
 
+from ami_world_model.inference import onnx_io
 from ami_world_model.inference.base import Backend
 from ami_world_model.inference.errors import BackendError
+from ami_world_model.inference.export import cached_onnx
+from ami_world_model.inference.ort_backend import OnnxRuntimeBackend, import_ort
+from ami_world_model.inference.tensorrt_backend import TensorRTBackend, import_tensorrt
+from ami_world_model.inference.torch_backend import TorchBackend
+from ami_world_model.models.checkpoint import load_world_model
 from ami_world_model.models.world_model import WorldModel
+from ami_world_model.planning.config import PlannerConfig
 
 log = logging.getLogger(__name__)
 
 KINDS = ("auto", "tensorrt", "onnxruntime", "torch")
-DEFAULT_MAX_BATCH = 256  # when the planner's config cannot be imported
 
 __all__ = ["KINDS", "Backend", "BackendError", "available_kinds", "default_cache_dir", "default_max_batch",
            "make_backend"]
@@ -36,10 +42,6 @@ def default_cache_dir() -> Path:
 
 def default_max_batch() -> int:
     """The planner's candidate batch (PlannerConfig.num_samples), the predictor's largest call."""
-    try:
-        from ami_world_model.planning.config import PlannerConfig
-    except ImportError:
-        return DEFAULT_MAX_BATCH
     return int(PlannerConfig().num_samples)
 
 
@@ -130,22 +132,14 @@ def make_backend(
 def _load(checkpoint: Union[str, Path, WorldModel]) -> WorldModel:
     if isinstance(checkpoint, WorldModel):
         return checkpoint
-    from ami_world_model.models.checkpoint import load_world_model
-
     return load_world_model(checkpoint)
 
 
 def _build(kind: str, model: WorldModel, dev: torch.device, cache: Path, precision: str, max_batch: int,
            onnx_dir, num_threads, rebuild: bool) -> Backend:
     if kind == "torch":
-        from ami_world_model.inference.torch_backend import TorchBackend
-
         return TorchBackend(model, device=str(dev))
     if kind == "onnxruntime":
-        from ami_world_model.inference import onnx_io
-        from ami_world_model.inference.export import cached_onnx
-        from ami_world_model.inference.ort_backend import OnnxRuntimeBackend, import_ort
-
         import_ort()  # a missing package is a BackendError before any export work
         if onnx_dir is not None:
             enc = Path(onnx_dir) / onnx_io.onnx_filename("encoder")
@@ -155,8 +149,6 @@ def _build(kind: str, model: WorldModel, dev: torch.device, cache: Path, precisi
             enc, pred = exp.encoder, exp.predictor
         return OnnxRuntimeBackend(model.config, enc, pred, device=str(dev), num_threads=num_threads,
                                   weights_sha256=onnx_io.weights_sha256(model))
-    from ami_world_model.inference.tensorrt_backend import TensorRTBackend, import_tensorrt
-
     import_tensorrt()
     return TensorRTBackend(model, device=str(dev), cache_dir=cache / "engines", precision=precision,
                            max_batch=max_batch, onnx_dir=onnx_dir, rebuild_bad_engines=rebuild)

@@ -27,6 +27,7 @@ MAGIC = b"AMI-WM-TRT-ENGINE\n"
 FORMAT_VERSION = 1
 _LEN = struct.Struct("<Q")
 _MAX_HEADER = 1 << 20  # a longer "header" means this is not our file
+DEFAULT_MAX_ENGINE_BYTES = 8 << 30  # without a model to size it by (the backend passes max_engine_bytes)
 
 
 class EngineFileError(BackendError):
@@ -122,43 +123,62 @@ def write_engine(path: Union[str, Path], engine: bytes, key: EngineKey) -> Path:
     return path
 
 
-def read_engine(path: Union[str, Path], key: EngineKey) -> bytes:
+def read_engine(path: Union[str, Path], key: EngineKey, max_bytes: int = DEFAULT_MAX_ENGINE_BYTES) -> bytes:
     """The engine bytes in ``path`` if its header matches ``key`` and the bytes are intact.
 
+    The header is read and checked first (key, and the engine size against the file and ``max_bytes``);
+    the engine bytes are read only when all of it holds, so a foreign or oversized file costs no memory.
+
     Raises:
-        EngineFileError: missing file, not one of ours (foreign), truncated/corrupt, or another key.
+        EngineFileError: missing file, not one of ours (foreign), truncated/corrupt, too large, or another key.
     """
     path = Path(path)
     if not path.is_file():
         raise EngineFileError(f"engine file {path} does not exist")
-    data = path.read_bytes()
-    if not data.startswith(MAGIC):
-        raise EngineFileError(
-            f"engine file {path} is not an ami_world_model engine (no header; a raw or foreign file)"
-        )
-    off = len(MAGIC)
-    if len(data) < off + _LEN.size:
-        raise EngineFileError(f"engine file {path} is truncated (no header length)")
-    (hlen,) = _LEN.unpack_from(data, off)
-    off += _LEN.size
-    if hlen > _MAX_HEADER or len(data) < off + hlen:
-        raise EngineFileError(f"engine file {path} is corrupt (header length {hlen})")
-    try:
-        header = json.loads(data[off : off + hlen].decode())
-        file_key = EngineKey.from_dict(header["key"])
-        want_sha, want_len = str(header["payload_sha256"]), int(header["payload_bytes"])
-        version = int(header["format_version"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise EngineFileError(f"engine file {path} has a corrupt header ({e})") from e
-    if version != FORMAT_VERSION:
-        raise EngineFileError(f"engine file {path} has header format {version}, expected {FORMAT_VERSION}")
-    diffs = key.differences(file_key)
-    if diffs:
-        raise EngineFileError(f"engine file {path} was built for another configuration: " + "; ".join(diffs))
-    payload = data[off + hlen :]
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if f.read(len(MAGIC)) != MAGIC:
+            raise EngineFileError(
+                f"engine file {path} is not an ami_world_model engine (no header; a raw or foreign file)"
+            )
+        raw_len = f.read(_LEN.size)
+        if len(raw_len) < _LEN.size:
+            raise EngineFileError(f"engine file {path} is truncated (no header length)")
+        (hlen,) = _LEN.unpack(raw_len)
+        off = len(MAGIC) + _LEN.size
+        if hlen > _MAX_HEADER or size < off + hlen:
+            raise EngineFileError(f"engine file {path} is corrupt (header length {hlen})")
+        try:
+            header = json.loads(f.read(hlen).decode())
+            file_key = EngineKey.from_dict(header["key"])
+            want_sha, want_len = str(header["payload_sha256"]), int(header["payload_bytes"])
+            version = int(header["format_version"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise EngineFileError(f"engine file {path} has a corrupt header ({e})") from e
+        if version != FORMAT_VERSION:
+            raise EngineFileError(f"engine file {path} has header format {version}, expected {FORMAT_VERSION}")
+        diffs = key.differences(file_key)
+        if diffs:
+            raise EngineFileError(f"engine file {path} was built for another configuration: " + "; ".join(diffs))
+        if size - off - hlen != want_len:
+            raise EngineFileError(
+                f"engine file {path} is corrupt: {size - off - hlen} engine bytes, header says {want_len}"
+            )
+        if want_len > max_bytes:
+            raise EngineFileError(
+                f"engine file {path} holds a {want_len}-byte engine, more than the {max_bytes} bytes allowed for "
+                "this model; refusing to load it"
+            )
+        payload = f.read()
     if len(payload) != want_len or hashlib.sha256(payload).hexdigest() != want_sha:
         raise EngineFileError(
             f"engine file {path} is corrupt: {len(payload)} engine bytes, header says {want_len} "
             "(or their sha256 differs)"
         )
     return payload
+
+
+def max_engine_bytes(num_params: int) -> int:
+    """Upper bound of a sane engine for a graph with ``num_params`` weights: FP32 weights several times over
+    (TensorRT keeps tactic-specific copies) plus a fixed allowance for kernels and metadata."""
+    return 8 * 4 * int(num_params) + (256 << 20)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -20,6 +21,7 @@ import torch
 from ami_world_model.config import to_dict
 from ami_world_model.inference.errors import BackendError
 from ami_world_model.models.config import WorldModelConfig
+from ami_world_model.models.world_model import WorldModel
 
 ENCODER_FILE, PREDICTOR_FILE = "encoder", "predictor"
 ENCODER_INPUTS, ENCODER_OUTPUT = ("images",), "latents"
@@ -147,3 +149,35 @@ def check_onnx(
             f"{where} was exported from other weights than this checkpoint "
             f"({meta[META_WEIGHTS][:12]}... != {weights[:12]}...); re-export it from this checkpoint"
         )
+
+
+def max_onnx_bytes(config: WorldModelConfig, role: str) -> int:
+    """Upper bound of a sane ``role`` graph for ``config``: its FP32 weights twice over plus 64 MiB for the
+    graph itself. The weights are counted on a meta-device model (no storage)."""
+    with torch.device("meta"):
+        model = WorldModel(config)
+    part = model.encoder if role == "encoder" else model.predictor
+    return 2 * 4 * sum(p.numel() for p in part.parameters()) + (64 << 20)
+
+
+def check_onnx_file(path: Path, config: WorldModelConfig, role: str, weights: Optional[str] = None) -> None:
+    """Check an ONNX file against the checkpoint before a runtime gets it: the file size against
+    ``max_onnx_bytes``, then (reading the graph without external data) role, shapes and weights hash.
+
+    Raises:
+        BackendError: missing, oversized, unreadable, or made for another model.
+    """
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise BackendError(f"{role} ONNX file {path} does not exist")
+    size, limit = path.stat().st_size, max_onnx_bytes(config, role)
+    if size > limit:
+        raise BackendError(f"{path} is {size} bytes, more than the {limit} a {role} of this checkpoint can need; "
+                           "refusing to load it (re-export it: `ami-wm export <checkpoint>`)")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf raises its own DecodeError for a corrupt file
+        raise BackendError(f"{path}: not a readable ONNX file ({e})") from e
+    check_onnx(model, config, role, str(path), weights)

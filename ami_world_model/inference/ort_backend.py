@@ -1,4 +1,4 @@
-"""OnnxRuntimeBackend: the exported ONNX graphs on ONNX Runtime (CPU EP; CUDA / TensorRT EPs on a GPU)."""
+"""OnnxRuntimeBackend: the exported ONNX graphs on ONNX Runtime (CPU EP; the CUDA EP on a GPU)."""
 from __future__ import annotations
 
 import logging
@@ -49,11 +49,9 @@ class OnnxRuntimeBackend(Backend):
         device: "cpu" (CPU EP) or "cuda[:i]" (CUDA EP; inputs/outputs stay on the GPU via io binding).
         num_threads: intra-op threads for the CPU EP (default: ``default_threads()``).
         weights_sha256: when given, graphs exported from other weights are refused.
-        tensorrt_ep: on CUDA, put ONNX Runtime's TensorRT EP first (engines cached in ``trt_cache_dir``).
     """
 
     name = "onnxruntime"
-    differentiable = False
 
     def __init__(
         self,
@@ -63,12 +61,10 @@ class OnnxRuntimeBackend(Backend):
         device: str = "cpu",
         num_threads: Optional[int] = None,
         weights_sha256: Optional[str] = None,
-        tensorrt_ep: bool = False,
-        trt_cache_dir: Optional[Union[str, Path]] = None,
     ) -> None:
         super().__init__(config, torch.device(device))
         ort = import_ort()
-        self._providers = self._pick_providers(ort, tensorrt_ep, trt_cache_dir)
+        self._providers = self._pick_providers(ort)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -83,6 +79,7 @@ class OnnxRuntimeBackend(Backend):
             path = Path(path)
             if not path.is_file():
                 raise BackendError(f"onnxruntime backend: {role} ONNX file {path} does not exist")
+            onnx_io.check_onnx_file(path, config, role, weights_sha256)  # before ORT spends memory on it
             try:
                 sess = ort.InferenceSession(str(path), sess_options=opts, providers=self._providers)
             except Exception as e:  # ORT raises its own exception types for corrupt / invalid files
@@ -95,12 +92,11 @@ class OnnxRuntimeBackend(Backend):
                     f"{used}); check that onnxruntime-gpu matches this CUDA (torch.version.cuda = "
                     f"{torch.version.cuda})"
                 )
-            self._check(sess, role, path, weights_sha256)
             self._sessions[role] = sess
         self._inputs: List[str] = onnx_io.predictor_inputs(config)
         log.info("onnxruntime backend on %s with %s", self.device, self._providers[0])
 
-    def _pick_providers(self, ort, tensorrt_ep: bool, trt_cache_dir) -> List:
+    def _pick_providers(self, ort) -> List:
         available = ort.get_available_providers()
         if self.device.type == "cpu":
             return ["CPUExecutionProvider"]
@@ -119,26 +115,7 @@ class OnnxRuntimeBackend(Backend):
             except Exception as e:  # best effort: session creation below reports what is really missing
                 log.debug("onnxruntime.preload_dlls failed: %s", e)
         idx = self.device.index if self.device.index is not None else 0
-        providers: List = [("CUDAExecutionProvider", {"device_id": idx}), "CPUExecutionProvider"]
-        if tensorrt_ep:
-            if "TensorrtExecutionProvider" not in available:
-                raise BackendError("onnxruntime backend: TensorRT EP asked for but not available in onnxruntime")
-            trt_opts = {"device_id": idx, "trt_engine_cache_enable": True,
-                        "trt_engine_cache_path": str(trt_cache_dir or "trt_ep_cache")}
-            providers.insert(0, ("TensorrtExecutionProvider", trt_opts))
-        return providers
-
-    def _check(self, sess, role: str, path: Path, weights: Optional[str]) -> None:
-        shapes = {i.name: list(i.shape) for i in list(sess.get_inputs()) + list(sess.get_outputs())}
-        onnx_io.check_shapes(shapes, self.config, role, str(path))
-        meta = sess.get_modelmeta().custom_metadata_map
-        if meta.get(onnx_io.META_ROLE, role) != role:
-            raise BackendError(f"{path} is a {meta[onnx_io.META_ROLE]} graph, expected the {role}")
-        if weights is not None and meta.get(onnx_io.META_WEIGHTS, weights) != weights:
-            raise BackendError(
-                f"{path} was exported from other weights than this checkpoint; re-export it "
-                "(`ami-wm export <checkpoint>`)"
-            )
+        return [("CUDAExecutionProvider", {"device_id": idx}), "CPUExecutionProvider"]
 
     def _run(self, role: str, feeds: Dict[str, Tensor], out_name: str, out_shape) -> Tensor:
         sess = self._sessions.get(role)

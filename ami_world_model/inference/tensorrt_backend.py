@@ -23,7 +23,9 @@ from ami_world_model.inference import engine_cache, onnx_io
 from ami_world_model.inference.base import Backend
 from ami_world_model.inference.engine_cache import EngineFileError, EngineKey
 from ami_world_model.inference.errors import BackendError
+from ami_world_model.inference.export import cached_onnx
 from ami_world_model.models.world_model import WorldModel
+from ami_world_model.planning.config import PlannerConfig
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +64,14 @@ class TensorRTBackend(Backend):
         device: a CUDA device.
         cache_dir: where exported ONNX files and engines are cached.
         precision: "fp16" (default) or "fp32".
-        max_batch: largest predictor batch (the planner's num_samples); larger batches are split.
+        max_batch: largest predictor batch (default: the planner's ``PlannerConfig().num_samples``); larger
+            batches are split.
         max_encoder_batch: largest encoder batch (frames are encoded one at a time on the robot).
         onnx_dir: use the ONNX files here instead of exporting into the cache (checked against the model).
         rebuild_bad_engines: a corrupt / foreign / stale cached engine is rebuilt (True) or refused (False).
     """
 
     name = "tensorrt"
-    differentiable = False
 
     def __init__(
         self,
@@ -77,7 +79,7 @@ class TensorRTBackend(Backend):
         device: str = "cuda",
         cache_dir: Union[str, Path] = "trt_cache",
         precision: str = "fp16",
-        max_batch: int = 256,
+        max_batch: Optional[int] = None,
         max_encoder_batch: int = 8,
         onnx_dir: Optional[Union[str, Path]] = None,
         opset: int = 17,
@@ -85,6 +87,7 @@ class TensorRTBackend(Backend):
         workspace_bytes: int = WORKSPACE_BYTES,
     ) -> None:
         trt = import_tensorrt()
+        max_batch = int(PlannerConfig().num_samples) if max_batch is None else max_batch
         dev = torch.device(device)
         if dev.type != "cuda" or not torch.cuda.is_available():
             raise BackendError(f"tensorrt backend needs a CUDA device; got {device!r} "
@@ -103,6 +106,9 @@ class TensorRTBackend(Backend):
         self.max_batch = {"encoder": max_encoder_batch, "predictor": max_batch}
         self._workspace = workspace_bytes
         self._rebuild = rebuild_bad_engines
+        params = {"encoder": model.encoder, "predictor": model.predictor}
+        self._max_engine_bytes = {r: engine_cache.max_engine_bytes(sum(p.numel() for p in m.parameters()))
+                                  for r, m in params.items()}
         self.onnx_paths = self._onnx(model, onnx_dir, opset)
         self._inputs = {"encoder": list(onnx_io.ENCODER_INPUTS), "predictor": onnx_io.predictor_inputs(self.config)}
         self._output = {"encoder": onnx_io.ENCODER_OUTPUT, "predictor": onnx_io.PREDICTOR_OUTPUT}
@@ -118,10 +124,6 @@ class TensorRTBackend(Backend):
     # --- configure time ---------------------------------------------------------------------------
 
     def _onnx(self, model: WorldModel, onnx_dir, opset: int) -> Dict[str, Path]:
-        import onnx
-
-        from ami_world_model.inference.export import cached_onnx
-
         if onnx_dir is None:
             exp = cached_onnx(model, self.cache_dir, precision=self.precision, opset=opset)
             return {"encoder": exp.encoder, "predictor": exp.predictor}
@@ -134,7 +136,7 @@ class TensorRTBackend(Backend):
                     f"tensorrt backend: {p} not found (a {self.precision} engine is built from "
                     f"{onnx_io.onnx_filename(role, self.precision)}; `ami-wm export --fp16-onnx` writes it)"
                 )
-            onnx_io.check_onnx(onnx.load(str(p), load_external_data=False), self.config, role, str(p), weights)
+            onnx_io.check_onnx_file(p, self.config, role, weights)
             paths[role] = p
         return paths
 
@@ -161,7 +163,7 @@ class TensorRTBackend(Backend):
         engine = None
         if path.exists():
             try:
-                engine = self._deserialize(engine_cache.read_engine(path, key), path)
+                engine = self._deserialize(engine_cache.read_engine(path, key, self._max_engine_bytes[role]), path)
             except EngineFileError as e:
                 if not self._rebuild:
                     raise
@@ -169,7 +171,7 @@ class TensorRTBackend(Backend):
         if engine is None:
             log.info("building TensorRT %s engine (%s) from %s", role, self.precision, onnx_path)
             engine_cache.write_engine(path, self._build(onnx_path, key), key)
-            engine = self._deserialize(engine_cache.read_engine(path, key), path)
+            engine = self._deserialize(engine_cache.read_engine(path, key, self._max_engine_bytes[role]), path)
         self._check_engine(engine, role, path)
         ctx = engine.create_execution_context()
         if ctx is None:

@@ -27,7 +27,6 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
-    differentiable = True
 
     def __init__(self, model: WorldModel, device: str = "cpu", fp16: bool = False) -> None:
         dev = torch.device(device)

@@ -9,6 +9,6 @@ a 6-layer dim-384 predictor (11.0M), N=49, for GPU / Jetson users.
     wm = load_world_model("runs/wm")                     # <stem>.safetensors + <stem>.json
     z = wm.encode(images)                                # [B,3,H,W] in [0,1] -> [B,N,D]
     z1 = wm.next(z[:, None], actions[:, None])           # -> [B,N,D]
-    zs = wm.rollout(z[:, None], action_seq)              # [B,H,A] -> [B,H,N,D]
+    zs = wm.rollout(z[:, None], action_seq)              # [B,H,A] -> [B,H,N,D] (models/rollout.py)
     wm.config.metrics["val_one_step_l1"]                 # held-out one-step error (the "surprise" scale)
 """

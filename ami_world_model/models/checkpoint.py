@@ -2,7 +2,9 @@
 
 Loading never unpickles: the JSON rebuilds the model, safetensors fills it, and every disagreement
 (unknown version or kind, bad config, missing / unexpected tensors, shape or dtype mismatch, a corrupt
-file) raises CheckpointError naming it. Two kinds share the format: "world_model" (encoder + predictor,
+file) raises CheckpointError naming it. Before the model is built, the config's sizes are bounded and
+compared with the tensor shapes in the safetensors header (checkpoint_check.py), so a config that does
+not fit its weights costs no memory. Two kinds share the format: "world_model" (encoder + predictor,
 what the planner loads) and "encoder" (a JEPA-pretrained encoder, the input of predictor training).
 """
 from __future__ import annotations
@@ -17,6 +19,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ami_world_model.config import ConfigError, ImageSpec, from_dict, json_ready, to_dict
+from ami_world_model.models.checkpoint_check import (
+    CheckpointError,
+    check_encoder_limits,
+    check_header,
+    check_world_model_limits,
+    expected_state,
+    read_safetensors_header,
+)
 from ami_world_model.models.config import EncoderConfig, WorldModelConfig
 from ami_world_model.models.encoder import Encoder
 from ami_world_model.models.world_model import WorldModel
@@ -25,8 +35,8 @@ FORMAT_VERSION = 1
 PathLike = Union[str, Path]
 
 
-class CheckpointError(ValueError):
-    """A checkpoint cannot be loaded; the message names the file and what is wrong."""
+__all__ = ["CheckpointError", "checkpoint_paths", "load_encoder", "load_world_model", "read_meta", "save_encoder",
+           "save_world_model"]
 
 
 def checkpoint_paths(path: PathLike) -> Tuple[Path, Path]:
@@ -64,6 +74,18 @@ def read_meta(path: PathLike) -> Dict[str, Any]:
             f"{meta_path}: unknown checkpoint format_version {version!r} (this code reads {FORMAT_VERSION})"
         )
     return meta
+
+
+def _check_weights(path: PathLike, build) -> None:
+    """Compare the safetensors header with the tensors ``build()`` would make (on the meta device)."""
+    weights, _ = checkpoint_paths(path)
+    if not weights.exists():
+        raise CheckpointError(f"{weights}: checkpoint weights not found")
+    try:
+        header = read_safetensors_header(weights)
+    except OSError as e:
+        raise CheckpointError(f"{weights}: cannot read the weights file ({e})") from e
+    check_header(header, expected_state(build), weights)
 
 
 def _fill(module: nn.Module, path: PathLike) -> None:
@@ -115,6 +137,8 @@ def load_world_model(path: PathLike, map_location: Union[str, torch.device] = "c
         cfg = from_dict(WorldModelConfig, meta["config"], "config")
     except (ConfigError, KeyError, TypeError) as e:
         raise CheckpointError(f"{checkpoint_paths(path)[1]}: bad world model config: {e}") from e
+    check_world_model_limits(cfg, str(checkpoint_paths(path)[1]))
+    _check_weights(path, lambda: WorldModel(cfg))
     model = WorldModel(cfg)
     _fill(model, path)
     return model.to(map_location).eval()
@@ -136,6 +160,8 @@ def load_encoder(path: PathLike) -> Tuple[Encoder, Dict[str, Any]]:
     try:
         image = from_dict(ImageSpec, meta["image"], "image")
         cfg = from_dict(EncoderConfig, meta["encoder"], "encoder")
+        check_encoder_limits(cfg, image, str(checkpoint_paths(path)[1]))
+        _check_weights(path, lambda: Encoder(cfg, image))
         enc = Encoder(cfg, image)
     except (ConfigError, KeyError, TypeError) as e:
         raise CheckpointError(f"{checkpoint_paths(path)[1]}: bad encoder config: {e}") from e

@@ -34,10 +34,6 @@ class Encoder(nn.Module):
         init_weights(self)
         rescale_residuals(self.blocks)
 
-    @property
-    def num_patches(self) -> int:
-        return self.grid[0] * self.grid[1]
-
     def forward_patches(self, images: Tensor, keep: Optional[Tensor] = None) -> Tensor:
         """images [B,3,H,W] in [0,1] -> patch latents [B, gh*gw, D], or [B, K, D] for ``keep`` [B, K]."""
         if images.shape[1:] != (3, self.image.height, self.image.width):

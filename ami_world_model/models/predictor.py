@@ -46,10 +46,6 @@ class ACPredictor(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    @property
-    def tokens_per_frame(self) -> int:
-        return self.num_latents + 1 + (1 if self.state_in is not None else 0)
-
     def forward_all(self, z: Tensor, actions: Tensor, states: Optional[Tensor] = None) -> Tensor:
         """z [B,T,N,D], actions [B,T,A] (physical units), states [B,T,S] -> predictions [B,T,N,D].
 

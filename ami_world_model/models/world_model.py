@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
 from torch import Tensor, nn
 
 from ami_world_model.models.config import WorldModelConfig
 from ami_world_model.models.encoder import Encoder
 from ami_world_model.models.predictor import ACPredictor
+from ami_world_model.models.rollout import WorldModelState, rollout
 
 
 class WorldModel(nn.Module):
@@ -33,33 +33,26 @@ class WorldModel(nn.Module):
 
     def rollout(self, z: Tensor, actions: Tensor, states: Optional[Tensor] = None,
                 past_actions: Optional[Tensor] = None) -> Tensor:
-        """Autoregressive rollout.
+        """Autoregressive rollout through ``models.rollout`` (the planner's dynamics step the same way).
 
         Args:
-            z: context latents [B,k,N,D] (the last k observed frames, oldest first).
+            z: context latents [B,T,N,D], T >= k; the last k frames are the context (oldest first).
             actions: [B,H,A]; actions[:, 0] is applied after the last context frame.
-            states: [B,k,S] context states when the model uses them (held constant over the rollout, since
-                the model does not predict states).
-            past_actions: [B,k-1,A], the actions that followed the older context frames (training knows
-                them); when None they are taken equal to actions[:, 0] (a planner does not track them).
+            states: [B,T,S] context states when the model uses them (the newest is held over the rollout,
+                since the model does not predict states).
+            past_actions: [B,>=k-1,A], the actions that followed the older context frames; needed when k > 1.
         Returns:
             predicted latents [B,H,N,D] of the H frames that follow.
         """
         k = self.config.context_frames
-        b, h = actions.shape[:2]
-        window = z[:, -k:]  # [B, k', N, D]
-        # one action slot per window frame; the newest slot is overwritten by the planned action each step
-        act = actions[:, :1].expand(b, window.shape[1], -1)  # [B, k', A]
-        if past_actions is not None and window.shape[1] > 1:
-            act = torch.cat([past_actions[:, -(window.shape[1] - 1):], actions[:, :1]], dim=1)
-        st = None if states is None else states[:, -k:]
-        outs = []
-        for i in range(h):
-            act = torch.cat([act[:, :-1], actions[:, i:i + 1]], dim=1)  # newest slot = a_i
-            nxt = self.predictor(window, act, st)  # [B, N, D]
-            outs.append(nxt)
-            window = torch.cat([window, nxt[:, None]], dim=1)[:, -k:]
-            act = torch.cat([act, actions[:, i:i + 1]], dim=1)[:, -k:]  # placeholder slot for the new frame
-            if st is not None:
-                st = torch.cat([st, st[:, -1:]], dim=1)[:, -k:]
-        return torch.stack(outs, dim=1)  # [B, H, N, D]
+        if z.dim() != 4 or z.shape[1] < k:
+            raise ValueError(f"rollout needs z [B,T,N,D] with T >= context_frames = {k}, got {list(z.shape)}")
+        if k == 1:
+            past = actions[:, :0]  # [B, 0, A]
+        elif past_actions is None or past_actions.shape[1] < k - 1:
+            got = None if past_actions is None else list(past_actions.shape)
+            raise ValueError(f"rollout with context_frames = {k} needs past_actions [B,{k - 1},A], got {got}")
+        else:
+            past = past_actions[:, -(k - 1):]  # [B, k-1, A]
+        state = WorldModelState(z[:, -k:], past, None if states is None else states[:, -k:])
+        return rollout(self.next, state, actions)  # [B, H, N, D]

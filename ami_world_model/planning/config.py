@@ -22,9 +22,9 @@ class PlannerConfig:
     """Sampling-based MPC over action sequences in the world model's latent space."""
 
     method: str = "cem"  # "cem" (top-k elites) or "mppi" (temperature-weighted average of all samples)
-    num_samples: int = 128  # S, candidate sequences per iteration (one batched rollout)
+    num_samples: int = 64  # S, candidate sequences per iteration (one batched rollout)
     horizon_steps: int = 3  # H, actions per sequence (each held for the action spec's dt_s)
-    iterations: int = 3  # max optimiser iterations per plan() (fewer when a deadline stops it early)
+    iterations: int = 4  # max optimiser iterations per plan() (fewer when a deadline stops it early)
     top_k: int = 16  # CEM elites (MPPI ignores it)
     momentum: float = 0.1  # weight of the previous mean/std when smoothing the update (0 = no smoothing)
     mppi_temperature: float = 0.1  # MPPI lambda, in units of the median-to-best cost gap (scale-free)

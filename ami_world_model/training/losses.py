@@ -32,13 +32,20 @@ def elementwise(pred: Tensor, target: Tensor, beta: float) -> Tensor:
     return F.smooth_l1_loss(pred, target, beta=beta, reduction="none")
 
 
+def rollout_predictions(model: WorldModel, z: Tensor, a: Tensor, s: Optional[Tensor]) -> Tensor:
+    """Windows z [B,k+H,N,D], a [B,k+H,A] -> the H frames after the first k, rolled out from them [B,H,N,D]
+    with the window's actions (``WorldModel.rollout``, the planner's step)."""
+    k = model.config.context_frames
+    return model.rollout(z[:, :k], a[:, k - 1:-1], None if s is None else s[:, :k], past_actions=a[:, :k - 1])
+
+
 def predictor_losses(model: WorldModel, z: Tensor, a: Tensor, s: Optional[Tensor], beta: float = 0.0
                      ) -> Tuple[Tensor, Tensor]:
     """(teacher-forcing loss, rollout loss per horizon step [H]) on windows of k+H frames (L1 when beta=0)."""
     k = model.config.context_frames
     ctx, act, st, tgt = teacher_forcing_inputs(z, a, s, k)
     tf = elementwise(model.predictor(ctx, act, st), tgt, beta).mean()
-    pred = model.rollout(z[:, :k], a[:, k - 1:-1], None if s is None else s[:, :k], past_actions=a[:, :k - 1])
+    pred = rollout_predictions(model, z, a, s)
     per_h = elementwise(pred, z[:, k:], beta).mean(dim=(0, 2, 3))  # [H]
     return tf, per_h
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ami_world_model.config import ImageSpec
 from ami_world_model.data.episodes import EpisodeSet
+from ami_world_model.data.frame_skip import step_mean_action
 
 
 @dataclass
@@ -70,7 +71,7 @@ def make_windows(data: EpisodeSet, length: int, frame_skip: int = 1) -> Windows:
             frames = t + np.arange(length) * frame_skip
             idx.append(offset + frames)
             # mean action over each skip interval (the last window frame's interval may run past the end)
-            a = [ep.actions[f:min(f + frame_skip, t_len)].mean(0) for f in frames]
+            a = [step_mean_action(ep.actions, f, frame_skip) for f in frames]
             acts.append(np.stack(a))
             if ep.states is not None:
                 sts.append(ep.states[frames])
