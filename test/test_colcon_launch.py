@@ -54,8 +54,8 @@ def install(tmp_path_factory):
             pytest.fail("colcon-core is missing in CI: requirements-ros.txt installs it (make setup)")
         pytest.skip("colcon-core not installed (make setup installs it from requirements-ros.txt)")
     ws = tmp_path_factory.mktemp("colcon_ws")
-    cmd = [sys.executable, "-c", "import sys; from colcon_core.command import main; sys.argv[0] = 'colcon'; "
-           "sys.exit(main())", "--log-base", str(ws / "log"), "build", "--base-paths", str(ROOT),
+    # this interpreter's colcon, so the installed scripts' shebang is this interpreter (as in the README)
+    cmd = [sys.executable, "-m", "colcon", "--log-base", str(ws / "log"), "build", "--base-paths", str(ROOT),
            "--build-base", str(ws / "build"), "--install-base", str(ws / "install")]
     proc = subprocess.run(cmd, cwd=ws, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
