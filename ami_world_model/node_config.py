@@ -50,22 +50,22 @@ class PlannerNodeConfig:
     output_mode: str = param(
         "servo_twist", "servo_twist: TwistStamped to MoveIt Servo; joint_trajectory: one-point "
         "JointTrajectory to a JointTrajectoryController.", choices=OUTPUT_MODES)
-    twist_topic: str = param("/servo_node/delta_twist_cmds", "TwistStamped command topic (servo_twist).")
+    twist_topic: str = param("servo_node/delta_twist_cmds", "TwistStamped command topic (servo_twist).")
     twist_frame_id: str = param("base_link", "header.frame_id of twist commands (Servo requires one).")
-    trajectory_topic: str = param("/joint_trajectory_controller/joint_trajectory",
+    trajectory_topic: str = param("joint_trajectory_controller/joint_trajectory",
                                   "JointTrajectory command topic (joint_trajectory).")
     joint_names: List[str] = param(
         [], "Joints commanded in joint_trajectory mode; must equal the checkpoint's joint_velocity action "
         "names. Empty: take them from the checkpoint.")
     servo_switch_service: str = param(
-        "/servo_node/switch_command_type",
+        "servo_node/switch_command_type",
         "Servo's command-type service, called with TWIST on activate when moveit_msgs is importable.")
     control_rate_hz: float = param(10.0, "Control (plan + publish) rate.", lo=0.5, hi=200.0)
     # --- inputs ---
-    camera_topic: str = param("/camera/image_raw", "Camera sensor_msgs/Image (sensor-data QoS, depth 1).")
+    camera_topic: str = param("camera/image_raw", "Camera sensor_msgs/Image (sensor-data QoS, depth 1).")
     compressed_camera_topic: str = param(
         "", "Optional sensor_msgs/CompressedImage topic (jpeg/png); empty disables it.")
-    joint_state_topic: str = param("/joint_states", "sensor_msgs/JointState topic.")
+    joint_state_topic: str = param("joint_states", "sensor_msgs/JointState topic.")
     require_joint_states: bool = param(
         False, "Stop when joint states are stale. Forced on in joint_trajectory mode and when the model "
         "uses proprioception.")

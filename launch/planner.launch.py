@@ -1,14 +1,18 @@
 """Start planner_node (and, with use_sim:=true, the simulated cell), then configure + activate it.
 
-    ros2 launch ami_world_model planner.launch.py checkpoint:=/path/to/model use_sim:=true
+    ros2 launch ami_world_model planner.launch.py checkpoint:=/path/to/model use_sim:=true namespace:=arm1
 
+A configure or activate that fails is reported and shuts the launch down with exit code 1, so no
+unconfigured planner is left running; so does a planner process that exits. Under a namespace the nodes'
+relative topics (camera/image_raw, servo_node/delta_twist_cmds, ...) resolve inside it.
 The pip-path equivalent (no launch_ros needed) is `ami-wm run [--sim]`: same nodes, same YAML, one process.
 """
 import os
+import tempfile
 
+import yaml
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler, Shutdown
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
@@ -20,37 +24,121 @@ from launch import LaunchDescription
 
 ARGUMENTS = [  # name, default, description. An empty default keeps the value in config_file.
     ("config_file", None, "planner_node parameters file (ros__parameters YAML); default: the package's"),
-    ("camera_topic", "", "camera sensor_msgs/Image topic (empty: config_file's, /camera/image_raw)"),
+    ("namespace", "", "ROS namespace of the planner and the simulated cell (empty: the root namespace)"),
+    ("camera_topic", "", "camera sensor_msgs/Image topic (empty: config_file's, camera/image_raw)"),
     ("goal_topic", "", "goal sensor_msgs/Image topic, reliable + transient local (empty: config_file's)"),
     ("output_mode", "", "servo_twist (MoveIt Servo) or joint_trajectory (JTC) (empty: config_file's)"),
     ("checkpoint", "", "world-model checkpoint without extension; relative paths resolve against the "
                        "package share dir (empty: config_file's, models/default)"),
     ("backend", "", "inference backend: auto, torch, onnxruntime or tensorrt (empty: config_file's)"),
-    ("use_sim_time", "false", "use /clock (set true with the simulated cell)"),
-    ("use_sim", "false", "also start sim_cell_node (the simulated MuJoCo cell)"),
+    ("use_sim_time", "false", "use /clock (true/false, yes/no, on/off, 1/0; implied by use_sim)"),
+    ("use_sim", "false", "also start sim_cell_node, the simulated MuJoCo cell (true/false, yes/no, on/off, 1/0)"),
 ]
 OVERRIDABLE = ("camera_topic", "goal_topic", "output_mode", "checkpoint", "backend")
+BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+# YAML keys whose parameters apply to planner_node in any namespace; plain node names apply only at the root.
+NAMESPACE_FREE_KEYS = ("/**", "/**/planner_node")
+ROOT_ONLY_KEYS = ("planner_node", "/planner_node")
+# sim_cell_node publishes these absolute names; under a namespace they are moved into it like the planner's.
+SIM_REMAPS = [("/camera/image_raw", "camera/image_raw"), ("/camera/camera_info", "camera/camera_info"),
+              ("/joint_states", "joint_states")]
+SIM_GOAL_TOPIC = "sim_cell_node/goal_image"  # the simulated cell's latched goal image, relative: namespaced too
+
+
+class LaunchArgumentError(ValueError):
+    """A launch argument has a value the launch cannot use; the message says which values it takes."""
+
+
+def parse_bool(name: str, text: str) -> bool:
+    """A boolean launch argument; IfCondition would abort on 'yes', so the values are checked here."""
+    value = BOOLEANS.get(text.strip().lower())
+    if value is None:
+        raise LaunchArgumentError(f"launch argument {name}:={text!r} is not a boolean; use one of {sorted(BOOLEANS)}")
+    return value
+
+
+def planner_section(params: dict) -> tuple:
+    """(key, ros__parameters) of the planner's section in a parameters file, preferring namespace-free keys."""
+    for key in NAMESPACE_FREE_KEYS + ROOT_ONLY_KEYS:
+        section = params.get(key)
+        if isinstance(section, dict) and isinstance(section.get("ros__parameters"), dict):
+            return key, section["ros__parameters"]
+    raise LaunchArgumentError(f"no planner_node section in the parameters file; expected one of the keys "
+                              f"{list(NAMESPACE_FREE_KEYS + ROOT_ONLY_KEYS)} with ros__parameters")
+
+
+def namespace_free_params_file(path: str, namespace: str) -> tuple:
+    """(file the planner can load in ``namespace``, its ros__parameters).
+
+    A file keyed by the plain node name (``planner_node:``) is silently ignored by a namespaced node, so under a
+    namespace such a file is rewritten to a temporary copy keyed ``/**:``; other files are used as they are.
+    """
+    with open(path) as f:
+        params = yaml.safe_load(f) or {}
+    key, section = planner_section(params)
+    if key in NAMESPACE_FREE_KEYS or not namespace.strip("/"):
+        return path, section
+    with tempfile.NamedTemporaryFile("w", prefix="planner_params_", suffix=".yaml", delete=False) as out:
+        yaml.safe_dump({"/**": {"ros__parameters": section}}, out)
+    return out.name, section
 
 
 def _nodes(context):
     """Built at launch time so that only the arguments actually given override the YAML."""
+    from ami_world_model.node_config import PlannerNodeConfig
+
     value = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
-    use_sim_time = value["use_sim_time"].lower() in ("true", "1", "yes")
+    use_sim = parse_bool("use_sim", value["use_sim"])
+    use_sim_time = parse_bool("use_sim_time", value["use_sim_time"]) or use_sim
+    namespace = value["namespace"].strip()
+    params_file, section = namespace_free_params_file(value["config_file"], namespace)
     overrides = {k: value[k] for k in OVERRIDABLE if value[k]}
-    if value["use_sim"].lower() in ("true", "1", "yes") and not value["goal_topic"]:
-        overrides["goal_topic"] = "/sim_cell_node/goal_image"  # the simulated cell's latched goal image
+    if use_sim and not value["goal_topic"]:
+        overrides["goal_topic"] = SIM_GOAL_TOPIC
     overrides["use_sim_time"] = use_sim_time
     planner = LifecycleNode(package="ami_world_model", executable="planner_node", name="planner_node",
-                            namespace="", output="screen", parameters=[value["config_file"], overrides])
-    sim = Node(package="ami_world_model", executable="sim_cell_node", name="sim_cell_node", output="screen",
-               parameters=[{"use_sim_time": use_sim_time}], condition=IfCondition(value["use_sim"]))
-    configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(planner),
-                                            transition_id=Transition.TRANSITION_CONFIGURE))
-    activate_when_inactive = RegisterEventHandler(OnStateTransition(
+                            namespace=namespace, output="screen", parameters=[params_file, overrides],
+                            on_exit=OpaqueFunction(function=_shutdown_unless_shutting_down))
+    entities = [*_lifecycle_handlers(planner), planner, _change_state(planner, Transition.TRANSITION_CONFIGURE)]
+    if use_sim:
+        defaults = PlannerNodeConfig()
+        # the cell listens where the planner commands (the same topics as in the planner's parameters)
+        sim_params = {"use_sim_time": use_sim_time,
+                      "twist_topic": section.get("twist_topic", defaults.twist_topic),
+                      "trajectory_topic": section.get("trajectory_topic", defaults.trajectory_topic)}
+        entities.insert(0, Node(package="ami_world_model", executable="sim_cell_node", name="sim_cell_node",
+                                namespace=namespace, output="screen", parameters=[sim_params], remappings=SIM_REMAPS))
+    return entities
+
+
+def _shutdown_unless_shutting_down(context):
+    # A planner that exits on its own takes the launch down; during a shutdown, a second Shutdown would fail
+    # ("Cannot shutdown a ROS adapter that is not running") and turn a clean ^C into exit code 1.
+    return None if context.is_shutdown else [Shutdown(reason="planner_node exited")]
+
+
+def _change_state(planner: LifecycleNode, transition_id: int) -> EmitEvent:
+    return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(planner), transition_id=transition_id))
+
+
+def _lifecycle_handlers(planner: LifecycleNode) -> list:
+    """configure -> activate; a failed configure or activate ends the launch (exit code 1) with the reason."""
+    handlers = [RegisterEventHandler(OnStateTransition(
         target_lifecycle_node=planner, start_state="configuring", goal_state="inactive",
-        entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(planner),
-                                              transition_id=Transition.TRANSITION_ACTIVATE))]))
-    return [sim, activate_when_inactive, planner, configure]
+        entities=[_change_state(planner, Transition.TRANSITION_ACTIVATE)]))]
+    for start, goal in (("configuring", "unconfigured"), ("configuring", "errorprocessing"),
+                        ("activating", "inactive"), ("activating", "errorprocessing")):
+        handlers.append(RegisterEventHandler(OnStateTransition(
+            target_lifecycle_node=planner, start_state=start, goal_state=goal,
+            entities=[OpaqueFunction(function=_fail, args=[start, goal])])))
+    return handlers
+
+
+def _fail(context, start: str, goal: str):
+    # Raised, not logged: LaunchService reports the message, shuts everything down and returns 1.
+    verb = start[:-3] + "e"  # configuring -> configure, activating -> activate
+    raise RuntimeError(f"planner_node failed to {verb} ({start} -> {goal}; its log above says why): "
+                       f"shutting down rather than leaving it {goal}")
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -20,6 +20,8 @@ import numpy as np
 from ami_world_model.config import ActionSpec, ConfigError, StateSpec
 from ami_world_model.data.episodes import Episode, EpisodeSet
 from ami_world_model.data.frame_skip import step_mean_action
+from ami_world_model.data.image_decoding import crop_image, decode_any, parse_crop, resize_rgb
+from ami_world_model.safety import InputError
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 ACTION_TYPES = (
@@ -39,14 +41,15 @@ class BagError(ValueError):
 class BagSpec:
     """Which topics and fields of a bag make an episode, and how to align them."""
 
-    image_topic: str = "/camera/image_raw"  # sensor_msgs/Image (rgb8/bgr8/mono8/rgba8/bgra8) or CompressedImage
+    image_topic: str = "/camera/image_raw"  # sensor_msgs/Image (8-bit colour/mono, YUV 4:2:2, NV12) or CompressedImage
     action_topic: str = "/servo_node/delta_twist_cmds"
     # Field paths into the action message: dots for members, [i] for indices, [name] for a joint by name
     # (looked up in `name` / `joint_names`), e.g. "twist.linear.x", "points[0].velocities[elbow]", "data[1]".
     action_fields: List[str] = field(default_factory=lambda: ["twist.linear.x", "twist.linear.y"])
     action_kind: str = "twist"  # ActionSpec.kind
     action_names: List[str] = field(default_factory=list)  # default: fields without the leading "twist."
-    action_frame_id: str = "base_link"
+    # Frame of twist actions; None: the action messages' header.frame_id (an error if they disagree).
+    action_frame_id: Optional[str] = None
     action_low: List[float] = field(default_factory=list)  # empty: data percentiles
     action_high: List[float] = field(default_factory=list)
     action_percentile: float = 1.0  # low/high from the [p, 100 - p] percentiles when not configured
@@ -57,6 +60,7 @@ class BagSpec:
     tolerance_s: float = 0.04  # nearest match must be this close (keep below half a frame period)
     frame_skip: int = 1  # keep every k-th frame; the actions in between are averaged
     image_size: List[int] = field(default_factory=lambda: [64, 64])  # (height, width) after INTER_AREA resize
+    image_crop: str = "none"  # before the resize: none, center or "x,y,w,h" (as the node's crop parameter)
     episode_gap_s: float = 0.5  # frames further apart than this always start a new episode
     gap_factor: float = 1.5  # ... and so do frames further apart than gap_factor x the median frame period
     episode_topic: Optional[str] = "/episode_start"  # markers, used when present (any message type)
@@ -74,6 +78,10 @@ class BagSpec:
             raise ConfigError("BagSpec.action_low/high: both empty or both one value per action field")
         if self.frame_skip < 1 or self.tolerance_s <= 0 or len(self.image_size) != 2 or min(self.image_size) <= 0:
             raise ConfigError(f"BagSpec: need frame_skip >= 1, tolerance_s > 0, image_size (h, w) > 0: {self}")
+        try:
+            parse_crop(self.image_crop)
+        except ValueError as exc:
+            raise ConfigError(f"BagSpec.image_crop: {exc}") from None
 
     def names(self) -> List[str]:
         if self.action_names:
@@ -130,44 +138,19 @@ def _stamp(msg: Any, bag_time_ns: int, use_header: bool) -> float:
     return bag_time_ns * 1e-9
 
 
-def image_to_rgb(msg: Any) -> np.ndarray:
-    """sensor_msgs/Image or CompressedImage -> [H, W, 3] uint8 RGB."""
-    import cv2
+def action_frame(msgs: Sequence[Any], configured: Optional[str]) -> str:
+    """The frame the actions are in: their headers' frame_id, checked against ``configured`` when given.
 
-    if hasattr(msg, "format"):  # CompressedImage
-        buf = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-        if img is None:
-            raise BagError(f"cannot decode CompressedImage of format {msg.format!r}")
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    channels = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4, "8UC3": 3, "8UC1": 1}
-    enc = msg.encoding
-    if enc not in channels:
-        raise BagError(f"unsupported image encoding {enc!r}; supported: {sorted(channels)}")
-    c = channels[enc]
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, dtype=np.uint8)
-    if step < w * c or data.size < h * step:
-        raise BagError(f"image {w}x{h} {enc}: step {step} / {data.size} bytes too small")
-    img = data[: h * step].reshape(h, step)[:, : w * c].reshape(h, w, c)  # drop row padding
-    if enc in ("bgr8", "8UC3"):
-        return np.ascontiguousarray(img[..., ::-1])
-    if enc == "rgba8":
-        return np.ascontiguousarray(img[..., :3])
-    if enc == "bgra8":
-        return np.ascontiguousarray(img[..., 2::-1])
-    if c == 1:
-        return np.repeat(img, 3, axis=2)
-    return img.copy()
-
-
-def resize_image(img: np.ndarray, hw: Sequence[int]) -> np.ndarray:
-    import cv2
-
-    h, w = int(hw[0]), int(hw[1])
-    if img.shape[:2] == (h, w):
-        return img
-    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    Headerless actions (Twist, Float64MultiArray) and empty frame_ids carry no frame: then ``configured``
+    (or "" when None) is used. Different non-empty frames in one bag are an error.
+    """
+    frames = {h.frame_id for h in (getattr(m, "header", None) for m in msgs) if h is not None and h.frame_id}
+    if len(frames) > 1:
+        raise BagError(f"action messages are in several frames {sorted(frames)}; record one frame per bag")
+    found = frames.pop() if frames else None
+    if configured is not None and found is not None and configured != found:
+        raise BagError(f"BagSpec.action_frame_id is {configured!r} but the action headers say {found!r}")
+    return found if found is not None else (configured or "")
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -295,7 +278,8 @@ def load_episodes(path: str | Path, spec: Optional[BagSpec] = None) -> EpisodeSe
             f"{act_t.size} actions on {spec.action_topic}; check the topics and tolerance_s ({spec.tolerance_s})"
         )
     all_actions = np.concatenate([e.actions for e in episodes])
-    action_spec = _action_spec(all_actions, spec, period * spec.frame_skip)
+    frame_id = action_frame([m for _, m in data[spec.action_topic]], spec.action_frame_id)
+    action_spec = _action_spec(all_actions, spec, period * spec.frame_skip, frame_id)
     state_spec = StateSpec()
     if spec.state_topic:
         all_states = np.concatenate([e.states for e in episodes if e.states is not None])
@@ -312,6 +296,8 @@ def load_episodes(path: str | Path, spec: Optional[BagSpec] = None) -> EpisodeSe
         "frames_dropped": int(sum(f is None for f in frames)),
         "frame_period_s": period,
         "frame_skip": spec.frame_skip,
+        "action_frame_id": frame_id,
+        "image_crop": spec.image_crop,
     }
     return EpisodeSet(episodes=episodes, action_spec=action_spec, state_spec=state_spec, source=source)
 
@@ -324,13 +310,23 @@ def _make_episode(run: List[Tuple[float, Any, np.ndarray, Optional[np.ndarray]]]
     # The action held from kept frame i to the next kept frame is the mean of the commands in between.
     commands = np.stack([r[2] for r in run])  # [T, A]
     actions = np.stack([step_mean_action(commands, i, k) for i in keep])
-    images = np.stack([resize_image(image_to_rgb(run[i][1]), spec.image_size) for i in keep])
+    images = np.stack([_frame_image(run[i], spec) for i in keep])  # [T, H, W, 3] uint8
     states = np.stack([run[i][3] for i in keep]).astype(np.float32) if spec.state_topic else None
     times = np.array([run[i][0] for i in keep], dtype=np.float64)
     return Episode(images=images, actions=actions.astype(np.float32), states=states, timestamps=times)
 
 
-def _action_spec(actions: np.ndarray, spec: BagSpec, dt_s: float) -> ActionSpec:
+def _frame_image(frame: Tuple[float, Any, np.ndarray, Optional[np.ndarray]], spec: BagSpec) -> np.ndarray:
+    """A bag image -> [H, W, 3] uint8 at spec.image_size, cropped and decoded as the node does."""
+    h, w = int(spec.image_size[0]), int(spec.image_size[1])
+    try:
+        rgb = decode_any(frame[1])
+        return resize_rgb(crop_image(rgb, parse_crop(spec.image_crop), h, w), h, w)
+    except InputError as exc:
+        raise BagError(f"{spec.image_topic} at t={frame[0]:.3f} s: {exc}") from None
+
+
+def _action_spec(actions: np.ndarray, spec: BagSpec, dt_s: float, frame_id: str) -> ActionSpec:
     if spec.action_low:
         low, high = list(map(float, spec.action_low)), list(map(float, spec.action_high))
     else:
@@ -345,7 +341,7 @@ def _action_spec(actions: np.ndarray, spec: BagSpec, dt_s: float) -> ActionSpec:
         high=high,
         mean=[float(x) for x in actions.mean(0)],
         std=[float(max(x, 1e-6)) for x in actions.std(0)],
-        frame_id=spec.action_frame_id,
+        frame_id=frame_id,
         dt_s=float(dt_s),
     )
 
