@@ -82,6 +82,8 @@ class Commander:
         self.planned_frame_stamp_ns = 0  # header stamp of the frame the newest plan used
         self.joints: Optional[List[float]] = None
         self.last_step = None
+        self._plan: Optional[np.ndarray] = None  # [H, A] the plan being executed between frames
+        self._ticks_since_plan = 0
         self.goal_count = 0
         self.commands_sent = self.zeros_sent = 0
         self.last_command_stamp_ns = 0
@@ -149,6 +151,7 @@ class Commander:
         self.engine.set_goal(goal)
         self.sup.set_goal(True)
         self.goal_count += 1
+        self._plan = None
         self.prev_cmd = [0.0] * len(self.prev_cmd)
         self._on_change()
 
@@ -184,7 +187,7 @@ class Commander:
         if decision.action != PLAN:
             return self._stop(decision)
         if self._frame_seq == self._planned_seq:
-            return []  # no new frame since the last plan: nothing new to act on (the watchdog covers stale)
+            return self._continue_plan()  # no new frame: keep Servo fed (the watchdog covers stale input)
         self._planned_seq = self._frame_seq
         self.planned_frame_stamp_ns = self.frame_stamp_ns
         deadline = self.cfg.control_period_s * self.cfg.planner_deadline_fraction
@@ -203,8 +206,22 @@ class Commander:
         out = self._command(cmd, motion=True)
         if out:
             self.engine.record_sent(cmd)
+            self._plan, self._ticks_since_plan = step.actions, 0
         self._set_reason(None)
         return out
+
+    def _continue_plan(self) -> List[Command]:
+        """A tick without a new frame: re-publish the current plan's action for this tick (each action is held
+        for the model's step of ``skip`` ticks; the last one past the horizon), clamped. Servo halts when no
+        command arrives within its incoming_command_timeout, so commanding must not depend on the camera's
+        timing. Not recorded in the engine's history, which pairs one action with each frame."""
+        if self._plan is None or self.reason is not None:
+            return []
+        self._ticks_since_plan += 1
+        i = min(self._ticks_since_plan // self.engine.skip, len(self._plan) - 1)
+        cmd = clamp_command([float(x) for x in self._plan[i]], self.prev_cmd, self.cfg.control_period_s,
+                            self.limits)
+        return self._command(cmd, motion=True)
 
     # ------------------------------------------------------------------ commands and stops
     def _command(self, values: List[float], motion: bool) -> List[Command]:
@@ -247,6 +264,7 @@ class Commander:
     def _stop(self, decision: Decision) -> List[Command]:
         """The stop's command (if any); on a new reason forget history and warm start, report the reason."""
         out = self._stop_command() if decision.action == ZERO else []
+        self._plan = None  # never resume an old plan: the next command is planned from a new frame
         if self.reason != decision.reason:
             self.engine.reset()  # after a pause, re-read the world before commanding again
             self.prev_cmd = [0.0] * len(self.prev_cmd)

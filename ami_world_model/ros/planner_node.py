@@ -20,6 +20,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -48,6 +49,7 @@ LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=R
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)  # goal, e-stop, safety state
 COMMAND_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.VOLATILE)  # Servo / JTC subscribe reliable
+ESTOP_QOS = COMMAND_QOS  # reliable + volatile: accepts volatile and transient-local publishers
 STATUS_QOS = COMMAND_QOS  # every status counts for a client matching commands to frames
 
 
@@ -114,6 +116,13 @@ class PlannerNode(LifecycleNode):
         else:
             self.get_logger().warning(msg)
 
+    def _qos_mismatch(self, what: str, topic: str, event) -> None:
+        hint = {"goal": f"publish it latched: ros2 topic pub --once --qos-durability transient_local "
+                        f"--qos-reliability reliable {topic} sensor_msgs/msg/Image ...",
+                "e-stop": "publish it reliable (ros2 topic pub's default); a best-effort e-stop is not accepted"}
+        self.get_logger().error(f"a {what} publisher on {topic} offers an incompatible QoS (policy "
+                                f"{event.last_policy_kind}); its messages do not arrive. {hint[what]}")
+
     def _apply_live(self, cfg: PlannerNodeConfig) -> None:
         with self._lock:
             self.cfg = cfg
@@ -139,8 +148,15 @@ class PlannerNode(LifecycleNode):
         if cfg.compressed_camera_topic:
             e.append(sub(CompressedImage, cfg.compressed_camera_topic, self._on_compressed, SENSOR_QOS))
         e.append(sub(JointState, cfg.joint_state_topic, self._on_joint_state, SENSOR_QOS))
-        e.append(sub(Image, cfg.goal_topic, self._on_goal, LATCHED_QOS))
-        e.append(sub(Bool, cfg.estop_topic, self._on_estop, LATCHED_QOS))
+        e.append(sub(Image, cfg.goal_topic, self._on_goal, LATCHED_QOS, event_callbacks=SubscriptionEventCallbacks(
+            incompatible_qos=lambda ev: self._qos_mismatch("goal", cfg.goal_topic, ev))))
+        # E-stop from ANY publisher: a VOLATILE reliable subscription connects to volatile publishers (`ros2 topic
+        # pub`, PLC/IO bridges) and to latched ones; a second, TRANSIENT_LOCAL one also receives what a latched
+        # publisher sent before this node subscribed (it cannot match volatile publishers: that is expected).
+        e.append(sub(Bool, cfg.estop_topic, self._on_estop, ESTOP_QOS, event_callbacks=SubscriptionEventCallbacks(
+            incompatible_qos=lambda ev: self._qos_mismatch("e-stop", cfg.estop_topic, ev))))
+        e.append(sub(Bool, cfg.estop_topic, self._on_estop, LATCHED_QOS,
+                     event_callbacks=SubscriptionEventCallbacks(incompatible_qos=lambda ev: None)))
         e.append(self.create_service(Trigger, "~/set_goal_from_current", self._srv_goal_from_current))
         e.append(self.create_service(Trigger, "~/clear_goal", self._srv_clear_goal))
         e.append(self.create_service(SetBool, "~/enable", self._srv_enable))
@@ -266,8 +282,10 @@ class PlannerNode(LifecycleNode):
         with self._lock:
             if self.core is None:
                 return
+            changed = self.core.sup.estop != bool(msg.data)  # a latched publisher's message comes twice
             self._publish(self.core.set_estop(bool(msg.data)))
-        self.get_logger().warning(f"e-stop {'ENGAGED' if msg.data else 'released'}")
+        if changed:
+            self.get_logger().warning(f"e-stop {'ENGAGED' if msg.data else 'released'}")
 
     def _srv_enable(self, req: SetBool.Request, resp: SetBool.Response) -> SetBool.Response:
         with self._lock:
