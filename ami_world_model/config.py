@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Type, TypeVar
+from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
 
 T = TypeVar("T")
 
@@ -50,6 +50,37 @@ def from_dict(cls: Type[T], data: Dict[str, Any], where: str = "") -> T:
         )
     kwargs = {k: _coerce(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**kwargs)
+
+
+def param(default: Any, description: str, *, lo: Optional[float] = None, hi: Optional[float] = None,
+          choices: Optional[Sequence[str]] = None, live: bool = False) -> Any:
+    """A dataclass field carrying what a ROS parameter descriptor needs (description, range, choices).
+
+    ``live``: the node applies a change at once; otherwise the value is read at configure time and the node
+    refuses a change while configured (see ros/params.py).
+    """
+    meta = {"description": description, "range": (lo, hi) if lo is not None else None,
+            "choices": tuple(choices) if choices else None, "live": live}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def check_params(obj: Any) -> None:
+    """Raise ConfigError for a ``param()`` field outside its range or choices (the class name leads)."""
+    owner = type(obj).__name__
+    for f in dataclasses.fields(obj):
+        if "description" not in f.metadata:
+            continue
+        value = getattr(obj, f.name)
+        rng = f.metadata["range"]
+        if rng is not None:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and rng[0] <= value <= rng[1]
+            if not ok:
+                raise ConfigError(f"{owner}.{f.name}={value!r} outside [{rng[0]}, {rng[1]}]")
+        choices = f.metadata["choices"]
+        if choices and value not in choices:
+            raise ConfigError(f"{owner}.{f.name}={value!r} must be one of {list(choices)}")
 
 
 def to_dict(obj: Any) -> Dict[str, Any]:

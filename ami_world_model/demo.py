@@ -2,8 +2,8 @@
 
 Runs a handful of reach and push episodes (held-out seeds, distinct from the training data's) with the
 simulated cell and the planner node over real DDS in one process (see evaluation/closed_loop.py for the
-protocol), prints the table of success, distance and latency, and writes the plot, the GIF and the JSON
-under results/demo/.
+protocol, ros/eval_harness.py for the run), prints the table of success, distance and latency, and writes
+the plot, the GIF and the JSON under results/demo/.
 """
 from __future__ import annotations
 
@@ -12,23 +12,26 @@ import sys
 import time
 from pathlib import Path
 
+from ami_world_model.node_config import BACKENDS, DEFAULT_CHECKPOINT
+
 DEMO_SEED = 90_000  # held out: collection and training use small seeds (0, 1, ... per episode)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default="models/default", help="world-model checkpoint (path stem)")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="world-model checkpoint (path stem)")
     p.add_argument("--episodes", type=int, default=10, help="episodes per task (and as many random ones)")
     p.add_argument("--max-steps", type=int, default=60, help="control ticks per episode at most (10 Hz)")
     p.add_argument("--seed", type=int, default=DEMO_SEED, help="first episode seed")
-    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "tensorrt"])
+    p.add_argument("--backend", default=BACKENDS[0], choices=BACKENDS)
     p.add_argument("--out", default="results/demo", help="folder for the table, plot and GIF")
     p.add_argument("--gif-episodes", type=int, default=1, help="planner episodes per task in the GIF")
 
 
 def main(args: argparse.Namespace) -> int:
-    from ami_world_model.evaluation.closed_loop import EvalConfig, evaluate, write_results_json
+    from ami_world_model.evaluation.closed_loop import EvalConfig, write_results_json
     from ami_world_model.evaluation.report import format_table
     from ami_world_model.node_config import resolve_checkpoint
+    from ami_world_model.ros.eval_harness import evaluate  # rclpy: only the run itself needs it
 
     try:
         path = resolve_checkpoint(args.checkpoint)

@@ -1,31 +1,29 @@
 """PlannerNodeConfig: every parameter of the planner node, with its description, range and default.
 
-This dataclass is the single source of truth: the node declares its ROS parameters from it
-(``ros/params.py``), ``config/planner.yaml`` lists its defaults and ``docs/PARAMETERS.md`` is generated
-from it (``scripts/gen_param_docs.py``), so the three cannot drift. Core module: no rclpy here.
+This dataclass (with the nested PlannerConfig as ``planner.*``) is the single source of truth: the node
+declares its ROS parameters from it (``ros/params.py``), ``config/planner.yaml`` lists its defaults and
+``docs/PARAMETERS.md`` is generated from it (``scripts/gen_param_docs.py``), so the three cannot drift.
+
+The path from YAML to the object that uses a value: ``planner.yaml`` (or ``-p``) -> ROS parameter ->
+``PlannerNodeConfig.from_params`` (strict) -> ``PlanningEngine`` (``cfg.planner`` -> the planner; backend
+fields -> ``make_backend``) and ``SupervisorConfig.from_node`` (watchdog, goal, unsure-stop fields).
+Core module: no rclpy here.
 """
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-from ami_world_model.config import ConfigError, from_dict
+from ami_world_model.config import ConfigError, check_params, from_dict, param
+from ami_world_model.planning.config import PlannerConfig
 
 OUTPUT_MODES = ("servo_twist", "joint_trajectory")
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
-PLANNER_METHODS = ("cem", "mppi")
-
-
-def param(default: Any, description: str, *, lo: Optional[float] = None, hi: Optional[float] = None,
-          choices: Optional[Sequence[str]] = None) -> Any:
-    """A dataclass field carrying what a ROS parameter descriptor needs (description, range, choices)."""
-    meta = {"description": description, "range": (lo, hi) if lo is not None else None,
-            "choices": tuple(choices) if choices else None}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")  # the one list: the node, `ami-wm eval` and `demo`
+DEFAULT_CHECKPOINT = "models/default"  # the shipped model (path stem, resolved by resolve_checkpoint)
+GROUPS = ("planner",)  # nested config fields, exposed as dotted parameters (planner.num_samples, ...)
 
 
 @dataclass
@@ -34,7 +32,7 @@ class PlannerNodeConfig:
 
     # --- model and backend ---
     checkpoint: str = param(
-        "models/default",
+        DEFAULT_CHECKPOINT,
         "World-model checkpoint path without extension (<path>.safetensors + <path>.json). Relative paths "
         "resolve against the package share dir, then the repository root, then the working directory.")
     backend: str = param("auto", "Inference backend.", choices=BACKENDS)
@@ -74,43 +72,43 @@ class PlannerNodeConfig:
     start_enabled: bool = param(True, "Whether commanding is enabled after activation (see ~/enable).")
     # --- watchdog and limits ---
     max_image_age_s: float = param(0.5, "A camera frame older than this (receive time) is stale.",
-                                   lo=0.01, hi=10.0)
-    max_joint_state_age_s: float = param(0.5, "A joint state older than this is stale.", lo=0.01, hi=10.0)
-    max_linear_velocity_mps: float = param(0.1, "Clamp on each linear twist component.", lo=0.0, hi=2.0)
-    max_angular_velocity_radps: float = param(0.5, "Clamp on each angular twist component.", lo=0.0, hi=6.0)
-    max_joint_velocity_radps: float = param(0.5, "Clamp on each joint velocity.", lo=0.0, hi=6.0)
+                                   lo=0.01, hi=10.0, live=True)
+    max_joint_state_age_s: float = param(0.5, "A joint state older than this is stale.", lo=0.01, hi=10.0,
+                                         live=True)
+    max_linear_velocity_mps: float = param(0.1, "Clamp on each linear twist component (the planner's sampling "
+                                                "bounds keep the configure-time value).", lo=0.0, hi=2.0, live=True)
+    max_angular_velocity_radps: float = param(0.5, "Clamp on each angular twist component.", lo=0.0, hi=6.0,
+                                              live=True)
+    max_joint_velocity_radps: float = param(0.5, "Clamp on each joint velocity.", lo=0.0, hi=6.0, live=True)
     max_linear_accel_mps2: float = param(1.0, "Clamp on the change of linear components per second.",
-                                         lo=0.0, hi=50.0)
+                                         lo=0.0, hi=50.0, live=True)
     max_angular_accel_radps2: float = param(4.0, "Clamp on the change of angular components per second.",
-                                            lo=0.0, hi=100.0)
+                                            lo=0.0, hi=100.0, live=True)
     max_joint_accel_radps2: float = param(4.0, "Clamp on the change of joint velocities per second.",
-                                          lo=0.0, hi=100.0)
+                                          lo=0.0, hi=100.0, live=True)
     # --- goal and stop-when-unsure ---
     goal_energy_threshold: float = param(
         0.006, "Goal reached when the current latent's L1 energy to the goal stays below this. Model-specific: "
         "keep it below the checkpoint's metrics['val_one_step_l1'] (one control step's latent change; 0.009 "
-        "for the shipped model, where 0.006 is ~1 mm of tool error).", lo=0.0, hi=1e3)
+        "for the shipped model, where 0.006 is ~1 mm of tool error).", lo=0.0, hi=1e3, live=True)
     goal_reached_ticks: int = param(3, "Ticks below goal_energy_threshold that count as reached.",
-                                    lo=1, hi=1000)
+                                    lo=1, hi=1000, live=True)
     surprise_ratio_threshold: float = param(
         4.0, "Stop when one-step surprise / the checkpoint's val_one_step_l1 stays above this.",
-        lo=0.0, hi=1e4)
+        lo=0.0, hi=1e4, live=True)
     surprise_ticks: int = param(5, "Consecutive surprising ticks that trigger the unsure stop; 0 disables.",
-                                lo=0, hi=1000)
+                                lo=0, hi=1000, live=True)
     surprise_scale_fallback: float = param(
         0.1, "Absolute L1 scale for surprise when the checkpoint lacks metrics['val_one_step_l1'].",
         lo=1e-9, hi=1e3)
     no_progress_ticks: int = param(
         20, "Consecutive ticks whose best plan is no better than doing nothing that trigger the unsure "
-        "stop; 0 disables.", lo=0, hi=10000)
+        "stop; 0 disables.", lo=0, hi=10000, live=True)
     no_progress_margin: float = param(
-        0.0, "A plan counts as progress when its energy < do-nothing energy * (1 - margin).", lo=0.0, hi=1.0)
-    # --- planner ---
-    planner_method: str = param("cem", "Sampling planner.", choices=PLANNER_METHODS)
-    planner_horizon_steps: int = param(3, "Planning horizon (actions).", lo=1, hi=100)
-    planner_num_samples: int = param(64, "Candidate action sequences per iteration.", lo=2, hi=100000)
-    planner_iterations: int = param(4, "Max optimiser iterations per tick (anytime: the deadline may cut).",
-                                    lo=1, hi=1000)
+        0.0, "A plan counts as progress when its energy < do-nothing energy * (1 - margin).", lo=0.0, hi=1.0,
+        live=True)
+    # --- planner (every PlannerConfig field is the parameter planner.<field>) ---
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
     planner_deadline_fraction: float = param(
         0.8, "Planning deadline as a fraction of the control period.", lo=0.05, hi=1.0)
     # --- observability ---
@@ -122,14 +120,9 @@ class PlannerNodeConfig:
                                   lo=0.0, hi=60.0)
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            rng = f.metadata.get("range")
-            if rng is not None and not (rng[0] <= value <= rng[1]):
-                raise ConfigError(f"PlannerNodeConfig.{f.name}={value!r} outside [{rng[0]}, {rng[1]}]")
-            choices = f.metadata.get("choices")
-            if choices and value not in choices:
-                raise ConfigError(f"PlannerNodeConfig.{f.name}={value!r} must be one of {list(choices)}")
+        check_params(self)
+        if not isinstance(self.planner, PlannerConfig):
+            raise ConfigError(f"PlannerNodeConfig.planner must be a PlannerConfig, got {self.planner!r}")
         if not self.checkpoint:
             raise ConfigError("PlannerNodeConfig.checkpoint must not be empty")
 
@@ -139,18 +132,59 @@ class PlannerNodeConfig:
 
     @classmethod
     def from_params(cls, values: Dict[str, Any]) -> PlannerNodeConfig:
-        """Strict build from a flat dict (ROS parameters, YAML): unknown keys are errors."""
-        return from_dict(cls, dict(values))
+        """Strict build from a flat dict of parameter names (``planner.num_samples`` for nested fields, as ROS
+        parameters and YAML name them): unknown keys are errors."""
+        nested: Dict[str, Any] = {}
+        for name, value in values.items():
+            group, dot, key = name.partition(".")
+            if dot and group in GROUPS:
+                nested.setdefault(group, {})[key] = value
+            else:
+                nested[name] = value
+        return from_dict(cls, nested)
+
+    def to_params(self) -> Dict[str, Any]:
+        """The flat parameter dict ``from_params`` takes (lists copied)."""
+        out: Dict[str, Any] = {}
+        for row in parameter_table():
+            obj, key = self, row.name
+            if "." in key:
+                group, key = key.split(".", 1)
+                obj = getattr(self, group)
+            value = getattr(obj, key)
+            out[row.name] = list(value) if isinstance(value, list) else value
+        return out
 
 
-def parameter_table() -> List[Tuple[str, Any, str, Optional[Tuple[float, float]], Optional[Tuple[str, ...]]]]:
-    """(name, default, description, range, choices) per parameter, in declaration order."""
-    rows = []
-    defaults = PlannerNodeConfig()
-    for f in dataclasses.fields(PlannerNodeConfig):
-        rows.append((f.name, getattr(defaults, f.name), f.metadata["description"], f.metadata["range"],
-                     f.metadata["choices"]))
+class ParamRow(NamedTuple):
+    """One node parameter: dotted name, default, description, range, choices, Python type, applied live."""
+
+    name: str
+    default: Any
+    description: str
+    range: Optional[Tuple[float, float]]
+    choices: Optional[Tuple[str, ...]]
+    type: Any
+    live: bool
+
+
+def _rows(cls: Any, prefix: str) -> List[ParamRow]:
+    hints = typing.get_type_hints(cls)
+    defaults = cls()
+    rows: List[ParamRow] = []
+    for f in dataclasses.fields(cls):
+        if f.name in GROUPS:
+            rows += _rows(hints[f.name], f"{prefix}{f.name}.")
+            continue
+        m = f.metadata
+        rows.append(ParamRow(prefix + f.name, getattr(defaults, f.name), m["description"], m["range"],
+                             m["choices"], hints[f.name], bool(m.get("live", False))))
     return rows
+
+
+def parameter_table() -> List[ParamRow]:
+    """One row per node parameter (nested PlannerConfig fields as ``planner.<name>``), in declaration order."""
+    return _rows(PlannerNodeConfig, "")
 
 
 def resolve_checkpoint(path: str, share_dir: Optional[Path] = None, repo_root: Optional[Path] = None,

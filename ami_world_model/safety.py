@@ -9,18 +9,48 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from enum import Enum
+from typing import Any, Dict, List, Optional, Sequence
 
-# Stop reasons, most important first: the first active one is reported.
-ESTOP = "estop"
-DISABLED = "disabled"
-STALE_IMAGE = "stale_image"
-STALE_JOINTS = "stale_joint_state"
-NO_GOAL = "no_goal"
-GOAL_REACHED = "goal_reached"
-UNSURE_SURPRISE = "unsure_surprise"
-UNSURE_NO_PROGRESS = "unsure_no_progress"
-LATCHED_REASONS = (GOAL_REACHED, UNSURE_SURPRISE, UNSURE_NO_PROGRESS)
+
+class StopReason(str, Enum):
+    """Why the node is not commanding: the one list, used by the supervisor, the node's ``~/safety_state``,
+    ``~/status`` and ``/diagnostics``, and the eval harness. The value is what those topics carry."""
+
+    UNCONFIGURED = "unconfigured"  # lifecycle: no model loaded (also after a failed configure)
+    CONFIGURE_FAILED = "configure_failed"
+    INACTIVE = "inactive"  # lifecycle: configured, not active
+    ESTOP = "estop"
+    DISABLED = "disabled"
+    STALE_IMAGE = "stale_image"
+    STALE_JOINTS = "stale_joint_state"
+    NO_GOAL = "no_goal"
+    GOAL_REACHED = "goal_reached"
+    UNSURE_SURPRISE = "unsure_surprise"
+    UNSURE_NO_PROGRESS = "unsure_no_progress"
+    NON_FINITE_ENERGY = "non_finite_energy"
+    MODEL_ERROR = "model_error"
+
+    def __str__(self) -> str:  # f-strings and logs show the value on every Python version
+        return self.value
+
+    @property
+    def latches(self) -> bool:
+        """Latched stops hold until ``~/enable`` true or a new goal; all others clear with their cause."""
+        return self in LATCHED
+
+    @property
+    def severity(self) -> str:
+        """``ok``, ``warn`` or ``error``: the /diagnostics level of a node stopped for this reason."""
+        return "error" if self is StopReason.CONFIGURE_FAILED else "warn" if self in WARN else "ok"
+
+
+LATCHED = frozenset({StopReason.GOAL_REACHED, StopReason.UNSURE_SURPRISE, StopReason.UNSURE_NO_PROGRESS})
+# A stop someone should look at (input lost, model out of its depth or failing, e-stop); goal reached,
+# disabled, no goal and inactive are expected states.
+WARN = frozenset({StopReason.UNCONFIGURED, StopReason.ESTOP, StopReason.STALE_IMAGE, StopReason.STALE_JOINTS,
+                  StopReason.UNSURE_SURPRISE, StopReason.UNSURE_NO_PROGRESS, StopReason.NON_FINITE_ENERGY,
+                  StopReason.MODEL_ERROR})
 
 PLAN = "plan"
 ZERO = "zero"
@@ -36,7 +66,7 @@ class Decision:
     """What the node does this tick: ``plan`` (and then publish), publish one ``zero``, or stay ``silent``."""
 
     action: str
-    reason: str = ""
+    reason: Optional[StopReason] = None
 
 
 @dataclass
@@ -132,15 +162,25 @@ class RateMeter:
 
 @dataclass
 class SupervisorConfig:
-    max_image_age_s: float = 0.5
-    max_joint_state_age_s: float = 0.5
-    require_joint_states: bool = False
-    goal_energy_threshold: float = 0.05
-    goal_reached_ticks: int = 3
-    surprise_ratio_threshold: float = 4.0
-    surprise_ticks: int = 5  # 0 disables
-    no_progress_ticks: int = 20  # 0 disables
-    no_progress_margin: float = 0.0
+    """The supervisor's settings: no defaults of its own, built from the node's config by ``from_node``
+    (PlannerNodeConfig holds the one default and description of each)."""
+
+    max_image_age_s: float
+    max_joint_state_age_s: float
+    require_joint_states: bool
+    goal_energy_threshold: float
+    goal_reached_ticks: int
+    surprise_ratio_threshold: float
+    surprise_ticks: int  # 0 disables
+    no_progress_ticks: int  # 0 disables
+    no_progress_margin: float
+
+    @classmethod
+    def from_node(cls, cfg: Any, require_joint_states: bool) -> SupervisorConfig:
+        """From a PlannerNodeConfig (duck-typed: this module stays import-light). ``require_joint_states`` is
+        the resolved need (the parameter, or forced by the output mode / the model's proprioception)."""
+        names = [f for f in cls.__dataclass_fields__ if f != "require_joint_states"]
+        return cls(require_joint_states=require_joint_states, **{n: getattr(cfg, n) for n in names})
 
 
 @dataclass
@@ -152,11 +192,11 @@ class SafetySupervisor:
     disable are live conditions: they clear as soon as the condition does.
     """
 
-    cfg: SupervisorConfig = field(default_factory=SupervisorConfig)
+    cfg: SupervisorConfig
     enabled: bool = True
     estop: bool = False
     has_goal: bool = False
-    latched: str = ""
+    latched: Optional[StopReason] = None
     last_image_s: Optional[float] = None
     last_joint_s: Optional[float] = None
     motion_since_zero: bool = False  # a planned command went out since the last stop zero
@@ -186,31 +226,33 @@ class SafetySupervisor:
         self._clear_latch()
 
     def _clear_latch(self) -> None:
-        self.latched = ""
+        self.latched = None
         self._below_goal = self._surprised = self._no_progress = 0
 
     # --- per tick ---
-    def blocking_reason(self, now_s: float) -> str:
-        """The most important reason not to command now, or "" when commanding is allowed."""
+    def joints_fresh(self, now_s: float) -> bool:
+        return self.last_joint_s is not None and now_s - self.last_joint_s <= self.cfg.max_joint_state_age_s
+
+    def blocking_reason(self, now_s: float) -> Optional[StopReason]:
+        """The most important reason not to command now (in this order), or None when commanding is allowed."""
         if self.estop:
-            return ESTOP
+            return StopReason.ESTOP
         if not self.enabled:
-            return DISABLED
+            return StopReason.DISABLED
         if self.last_image_s is None or now_s - self.last_image_s > self.cfg.max_image_age_s:
-            return STALE_IMAGE
-        if self.cfg.require_joint_states and (
-                self.last_joint_s is None or now_s - self.last_joint_s > self.cfg.max_joint_state_age_s):
-            return STALE_JOINTS
+            return StopReason.STALE_IMAGE
+        if self.cfg.require_joint_states and not self.joints_fresh(now_s):
+            return StopReason.STALE_JOINTS
         if not self.has_goal:
-            return NO_GOAL
+            return StopReason.NO_GOAL
         return self.latched
 
     def decide(self, now_s: float) -> Decision:
         """Before planning: plan, or stop (one zero if motion went out since the last zero, else silence)."""
         reason = self.blocking_reason(now_s)
-        return Decision(PLAN) if not reason else self.stop(reason)
+        return Decision(PLAN) if reason is None else self.stop(reason)
 
-    def stop(self, reason: str) -> Decision:
+    def stop(self, reason: StopReason) -> Decision:
         """Stop for ``reason``: one zero after motion, silence otherwise."""
         if self.motion_since_zero:
             self.motion_since_zero = False
@@ -230,22 +272,22 @@ class SafetySupervisor:
         c = self.cfg
         self._below_goal = self._below_goal + 1 if current_energy < c.goal_energy_threshold else 0
         if self._below_goal >= c.goal_reached_ticks:
-            self.latched = GOAL_REACHED
-            return self.stop(GOAL_REACHED)
+            self.latched = StopReason.GOAL_REACHED
+            return self.stop(StopReason.GOAL_REACHED)
         ratio_ok = surprise_ratio is None or (math.isfinite(surprise_ratio)
                                              and surprise_ratio <= c.surprise_ratio_threshold)
         self._surprised = 0 if ratio_ok else self._surprised + 1
         if c.surprise_ticks > 0 and self._surprised >= c.surprise_ticks:
-            self.latched = UNSURE_SURPRISE
-            return self.stop(UNSURE_SURPRISE)
+            self.latched = StopReason.UNSURE_SURPRISE
+            return self.stop(StopReason.UNSURE_SURPRISE)
         finite = math.isfinite(planned_energy) and math.isfinite(do_nothing_energy)
         progress = finite and planned_energy < do_nothing_energy * (1.0 - c.no_progress_margin)
         self._no_progress = 0 if progress else self._no_progress + 1
         if c.no_progress_ticks > 0 and self._no_progress >= c.no_progress_ticks:
-            self.latched = UNSURE_NO_PROGRESS
-            return self.stop(UNSURE_NO_PROGRESS)
+            self.latched = StopReason.UNSURE_NO_PROGRESS
+            return self.stop(StopReason.UNSURE_NO_PROGRESS)
         if not finite:
-            return self.stop("non_finite_energy")
+            return self.stop(StopReason.NON_FINITE_ENERGY)
         return Decision(PLAN)
 
     def commanded(self, nonzero: bool) -> None:

@@ -16,9 +16,9 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import TwistStamped  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState  # noqa: E402
+from node_harness import rgb_image, save_tiny  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
-from test_planner_node_harness import rgb_image, save_tiny  # noqa: E402
 
 from ami_world_model.ros.planner_node import SENSOR_QOS  # noqa: E402
 
@@ -50,7 +50,7 @@ def test_planner_node_process_over_dds(tmp_path):
     log = open(tmp_path / "node.log", "w")
     proc = subprocess.Popen([str(EXE), "--ros-args", "-p", f"checkpoint:={ckpt}", "-p", "backend:=torch",
                              "-p", "surprise_ticks:=0", "-p", "no_progress_ticks:=0",
-                             "-p", "planner_num_samples:=16", "-p", "planner_iterations:=1",
+                             "-p", "planner.num_samples:=16", "-p", "planner.iterations:=1",
                              "-p", "max_image_age_s:=2.0"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     rclpy.init()

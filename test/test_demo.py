@@ -1,6 +1,8 @@
 """`ami-wm demo`: a clear message without the shipped model; the table and files with a model."""
 import argparse
 
+from node_harness import tiny_sim_model
+
 from ami_world_model import demo
 
 
@@ -21,9 +23,7 @@ def test_demo_without_model_says_how_to_make_it(tmp_path, capsys):
 
 
 def test_demo_runs_both_tasks_and_says_where(tmp_path, capsys):
-    from test_eval import _tiny_sim_model
-
-    ck = _tiny_sim_model(tmp_path / "tiny")
+    ck = tiny_sim_model(tmp_path / "tiny")
     out = tmp_path / "demo"
     assert demo.main(_args(checkpoint=ck, episodes=1, max_steps=3, out=str(out), backend="torch")) == 0
     text = capsys.readouterr().out

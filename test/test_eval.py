@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from node_harness import tiny_sim_model
 
 from ami_world_model.evaluation.report import EpisodeRecord, format_table, summarize
 
@@ -69,6 +70,26 @@ def test_eval_config_rejects_bad_values():
         EvalConfig(episodes=0)
     with pytest.raises(ConfigError):
         from_dict(EvalConfig, {"episodez": 3})
+    with pytest.raises(ValueError, match="backend"):
+        EvalConfig(backend="tensorflow")
+
+
+def test_cli_defaults_are_the_dataclass_defaults():
+    from ami_world_model.evaluation.closed_loop import EvalConfig, config_from_args
+
+    assert config_from_args(_args()) == EvalConfig()
+    assert EvalConfig().episodes == 10
+
+
+def test_eval_core_never_imports_rclpy():
+    import subprocess
+    import sys
+
+    code = ("import sys, ami_world_model.evaluation.closed_loop, ami_world_model.bench.node, ami_world_model.demo, "
+            "ami_world_model.control.engine, ami_world_model.control.commander; "
+            "bad = [m for m in sys.modules if m == 'rclpy' or m.endswith('_msgs')]; print(bad); sys.exit(bool(bad))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def _args(**kw):
@@ -90,18 +111,6 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
-def _tiny_sim_model(path) -> str:
-    import torch
-
-    from ami_world_model.models.checkpoint import save_world_model
-    from ami_world_model.models.config import WorldModelConfig
-    from ami_world_model.models.world_model import WorldModel
-    from ami_world_model.sim.config import SimConfig
-
-    torch.manual_seed(0)
-    return str(save_world_model(WorldModel(WorldModelConfig.tiny(action=SimConfig().action_spec())), path))
-
-
 @pytest.mark.ros
 def test_closed_loop_two_episodes_over_dds(tmp_path, capsys):
     """2 reach episodes, planner and random, lockstep over DDS: JSON, plot, GIF, checkpoint metrics."""
@@ -110,7 +119,7 @@ def test_closed_loop_two_episodes_over_dds(tmp_path, capsys):
     from ami_world_model.evaluation.closed_loop import main
     from ami_world_model.models.checkpoint import load_world_model, read_meta
 
-    ck = _tiny_sim_model(tmp_path / "tiny")
+    ck = tiny_sim_model(tmp_path / "tiny")
     out = tmp_path / "eval"
     steps = 6
     rc = main(_args(checkpoint=ck, task="reach", episodes=2, seed=4242, max_steps=steps, out=str(out),
@@ -168,9 +177,10 @@ def test_lockstep_random_baseline_is_repeatable(tmp_path):
     """Lockstep: the same seed and the same random twists give the same trajectory, whatever the CPU load."""
     import rclpy
 
-    from ami_world_model.evaluation.closed_loop import ClosedLoop, EvalConfig
+    from ami_world_model.evaluation.closed_loop import EvalConfig
+    from ami_world_model.ros.eval_harness import ClosedLoop
 
-    ck = _tiny_sim_model(tmp_path / "tiny")
+    ck = tiny_sim_model(tmp_path / "tiny")
     own = not rclpy.ok()
     if own:
         rclpy.init()
@@ -193,7 +203,7 @@ def test_lockstep_random_baseline_is_repeatable(tmp_path):
 
 
 def test_joint_velocity_checkpoint_is_refused_clearly(tmp_path, capsys):
-    from test_planner_node_harness import save_tiny
+    from node_harness import save_tiny
 
     from ami_world_model.evaluation.closed_loop import main
 

@@ -135,7 +135,7 @@ def test_ami_wm_run_mirrors_the_launch_arguments():
 def test_ami_wm_run_configures_and_activates(tmp_path):
     pytest.importorskip("rclpy", reason="rclpy wheels not installed")
     sys.path.insert(0, str(ROOT / "test"))
-    from test_planner_node_harness import save_tiny
+    from node_harness import save_tiny
 
     ckpt = save_tiny(tmp_path / "wm")
     exe = Path(sys.executable).with_name("ami-wm")

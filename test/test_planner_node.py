@@ -12,11 +12,11 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy wheels not installed")
 from geometry_msgs.msg import TwistStamped  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from node_harness import Harness, Streamer, rgb_image, save_tiny, wait_for  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_msgs.msg import Bool, String  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
-from test_planner_node_harness import Harness, Streamer, rgb_image, save_tiny, wait_for  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from ami_world_model.ros.planner_node import LATCHED_QOS, SENSOR_QOS  # noqa: E402
@@ -46,8 +46,9 @@ def joint_ckpt(tmp_path_factory):
 
 
 def _start(name, ckpt, multi_threaded=False, **params):
-    base = dict(checkpoint=ckpt, control_rate_hz=1.0 / PERIOD, max_image_age_s=0.3, planner_num_samples=16,
-                planner_iterations=1, planner_horizon_steps=2, debug_image_rate_hz=0.0, **QUIET)
+    base = {"checkpoint": ckpt, "control_rate_hz": 1.0 / PERIOD, "max_image_age_s": 0.3,
+            "planner.num_samples": 16, "planner.iterations": 1, "planner.horizon_steps": 2,
+            "debug_image_rate_hz": 0.0, **QUIET}
     base.update(params)
     h = Harness(name, base, multi_threaded=multi_threaded)
     h.image_pub = h.peer.create_publisher(Image, "/camera/image_raw", SENSOR_QOS)
@@ -61,7 +62,7 @@ def _activate(h, goal=True):
     assert h.node.trigger_activate() == OK
     if goal:
         h.goal_pub.publish(rgb_image(99))
-        assert wait_for(lambda: h.node.sup is not None and h.node.sup.has_goal, 5.0), "goal never arrived"
+        assert wait_for(lambda: h.status_value("has_goal"), 5.0), "goal never arrived"
 
 
 def _is_zero(m):
@@ -79,6 +80,15 @@ def _wait_quiet(h, since, quiet_s, timeout):
             return msgs
         time.sleep(0.02)
     raise AssertionError(f"never quiet for {quiet_s} s")
+
+
+def _status_is(h, key, value, timeout=3.0):
+    """The node's public ~/status reaches ``key == value`` (it is published right after each change)."""
+    return wait_for(lambda: h.status_value(key) == value, timeout)
+
+
+def _zeros(h):
+    return h.status_value("zero_commands_sent", 0)
 
 
 def _flowing(h, since, n=3, timeout=5.0):
@@ -112,7 +122,7 @@ def test_image_in_twist_out_each_period(twist_node):
     assert abs(time.time() - stamp) < 1.0
     gaps = sorted(b[0] - a[0] for a, b in zip(msgs, msgs[1:]))
     assert gaps[len(gaps) // 2] < 2.5 * PERIOD, f"median command gap {gaps[len(gaps) // 2]:.3f} s"
-    assert h.node._zeros_sent == 0
+    assert _status_is(h, "safety_state", "commanding") and _zeros(h) == 0
 
 
 def test_commands_flow_on_a_multi_threaded_executor(twist_ckpt):
@@ -125,9 +135,9 @@ def test_commands_flow_on_a_multi_threaded_executor(twist_ckpt):
         s.start()
         # planned commands, not stop zeros: on 2 busy cores this executor can starve the camera callback past
         # even a 2 s watchdog (then the node stops, correctly, and resumes on the next frame)
-        planned = lambda: len(h.messages()) - h.node._zeros_sent  # noqa: E731
+        planned = lambda: len(h.messages()) - _zeros(h)  # noqa: E731
         assert wait_for(lambda: planned() >= 5, 20.0), f"no planned commands on a MultiThreadedExecutor: " \
-                                                       f"{len(h.messages())} sent, stops {h.node.sup.stops}"
+                                                       f"{len(h.messages())} sent, status {h.status()}"
     finally:
         s.stop()
         h.close()
@@ -137,19 +147,19 @@ def test_stale_camera_zero_then_silence_then_resume(twist_node):
     h, s = twist_node
     s.start()
     assert _flowing(h, 0.0)
-    zeros0 = h.node._zeros_sent
+    zeros0 = _zeros(h)
     s.stop()
     t_stop = s.last_pub
     after = _wait_quiet(h, t_stop, 6 * PERIOD, timeout=5.0)
     assert after and _is_zero(after[-1][1]), "the last message before silence must be a zero command"
     # the zero comes within max_image_age + 2 control periods (+ margin for 2 shared cores)
     assert after[-1][0] - t_stop <= 0.3 + 2 * PERIOD + 0.5
-    assert h.node._zeros_sent == zeros0 + 1, "exactly one zero"
-    assert h.node._stop_reason == "stale_image"
+    assert _status_is(h, "safety_state", "stale_image")
+    assert _zeros(h) == zeros0 + 1, "exactly one zero"
     t_resume = time.monotonic()
     s.start()
     assert _flowing(h, t_resume), "did not resume on fresh frames"
-    assert h.node._stop_reason == ""
+    assert _status_is(h, "safety_state", "commanding")
 
 
 def _assert_stops(h, t0, zeros0):
@@ -158,28 +168,28 @@ def _assert_stops(h, t0, zeros0):
     assert _is_zero(after[-1][1])
     assert after[-1][0] - t0 <= PERIOD + 0.4, f"zero after {after[-1][0] - t0:.3f} s"
     assert len(after) <= 2  # at most one command already in flight, then the zero
-    assert h.node._zeros_sent == zeros0 + 1
+    assert wait_for(lambda: _zeros(h) == zeros0 + 1, 3.0), (zeros0, h.status())
 
 
 def test_estop_and_enable_stop_within_one_period(twist_node):
     h, s = twist_node
     s.start()
     assert _flowing(h, 0.0)
-    zeros0, t0 = h.node._zeros_sent, time.monotonic()
+    zeros0, t0 = _zeros(h), time.monotonic()
     h.estop_pub.publish(Bool(data=True))
     _assert_stops(h, t0, zeros0)
-    assert h.node._stop_reason == "estop"
+    assert _status_is(h, "safety_state", "estop")
     t1 = time.monotonic()
     h.estop_pub.publish(Bool(data=False))
     assert _flowing(h, t1), "no resume after e-stop false"
 
     client = h.peer.create_client(SetBool, "/planner_node/enable")
     assert client.wait_for_service(timeout_sec=5.0)
-    zeros0, t2 = h.node._zeros_sent, time.monotonic()
+    zeros0, t2 = _zeros(h), time.monotonic()
     fut = client.call_async(SetBool.Request(data=False))
     assert wait_for(fut.done, 3.0) and fut.result().success
     _assert_stops(h, t2, zeros0)
-    assert h.node._stop_reason == "disabled"
+    assert _status_is(h, "safety_state", "disabled")
     t3 = time.monotonic()
     fut = client.call_async(SetBool.Request(data=True))
     assert wait_for(fut.done, 3.0) and fut.result().success
@@ -190,11 +200,11 @@ def test_deactivate_publishes_exactly_one_zero(twist_node):
     h, s = twist_node
     s.start()
     assert _flowing(h, 0.0)
-    zeros0, t0 = h.node._zeros_sent, time.monotonic()
+    zeros0, t0 = _zeros(h), time.monotonic()
     assert h.node.trigger_deactivate() == OK
     after = _wait_quiet(h, t0, 5 * PERIOD, timeout=5.0)  # frames keep coming while inactive: silence
     assert 1 <= len(after) <= 2 and _is_zero(after[-1][1])
-    assert h.node._zeros_sent == zeros0 + 1
+    assert _status_is(h, "lifecycle_state", "inactive") and _zeros(h) == zeros0 + 1
 
 
 def test_unsure_stop_latches_and_reports(twist_ckpt):
@@ -211,7 +221,7 @@ def test_unsure_stop_latches_and_reports(twist_ckpt):
         t = time.monotonic()
         time.sleep(4 * PERIOD)
         assert h.messages(t) == [], "commands after the unsure stop"
-        assert h.node._zeros_sent == 1
+        assert _zeros(h) == 1 and h.status_value("latched") == "unsure_surprise"
     finally:
         s.stop()
         h.close()
@@ -228,8 +238,8 @@ def test_mismatched_checkpoint_fails_configure_cleanly(twist_ckpt, joint_ckpt, t
         h = _start(f"mismatch{i}", params.pop("checkpoint"), **params)
         try:
             assert h.node.trigger_configure() == FAIL, params
-            assert h.node.engine is None
-            assert "configure failed" in h.node._stop_reason
+            assert _status_is(h, "safety_state", "configure_failed"), h.status()
+            assert h.status_value("lifecycle_state") == "unconfigured" and h.status_value("detail")
         finally:
             h.close()
     # a corrupt weights file is a CheckpointError -> FAILURE, never a crash
@@ -248,34 +258,44 @@ def test_joint_trajectory_mode(joint_ckpt):
     h.collect(JointTrajectory, "/joint_trajectory_controller/joint_trajectory")
     js_pub = h.peer.create_publisher(JointState, "/joint_states", SENSOR_QOS)
     s = Streamer(h.image_pub)
+    joints = Streamer(js_pub, make=lambda i: JointState(name=["j2", "j1", "other"], position=[0.5, 0.25, 9.0]))
     try:
         _activate(h)
         s.start()
         time.sleep(0.5)
-        assert h.messages() == [] or all(not m.points for _, m in h.messages()), "commanded without joints"
-        for _ in range(30):
-            js_pub.publish(JointState(name=["j2", "j1", "other"], position=[0.5, 0.25, 9.0]))
-            time.sleep(0.05)
-            if any(m.points for _, m in h.messages()):
-                break
-        msgs = [m for _, m in h.messages() if m.points]
-        assert msgs, "no JointTrajectory"
-        m = msgs[-1]
+        assert h.messages() == [], "commanded without joint states"  # and never an empty trajectory
+        joints.start()
+        assert _flowing(h, 0.0), "no JointTrajectory"
+        m = h.messages()[-1][1]
         assert list(m.joint_names) == ["j1", "j2"] and len(m.points) == 1
         p = m.points[0]
         assert list(p.velocities) == []
         assert p.time_from_start.sec == 0 and p.time_from_start.nanosec == pytest.approx(PERIOD * 1e9, rel=1e-6)
         for pos, cur in zip(p.positions, [0.25, 0.5]):
             assert abs(pos - cur) <= 0.5 * PERIOD + 1e-6  # current + v * period, |v| <= 0.5 rad/s
-        # joint states stop (camera still streaming): ONE hold-in-place point, then silence
-        t0 = time.monotonic()
-        after = _wait_quiet(h, t0, 5 * PERIOD, timeout=5.0)
-        assert after, "no stop command when joint states went stale"
+        # e-stop with fresh joint states: ONE point holding the current (fresh) position, then silence
+        zeros0, t0 = _zeros(h), time.monotonic()
+        h.estop_pub.publish(Bool(data=True))
+        after = _wait_quiet(h, t0, 4 * PERIOD, timeout=5.0)
         hold = after[-1][1]
-        assert list(hold.points[0].positions) == [0.25, 0.5]
-        assert h.node._stop_reason == "stale_joint_state" and h.node._zeros_sent == 1
+        assert list(hold.points[0].positions) == [0.25, 0.5] and list(hold.points[0].velocities) == []
+        assert wait_for(lambda: _zeros(h) == zeros0 + 1, 3.0)
+        t1 = time.monotonic()
+        h.estop_pub.publish(Bool(data=False))
+        assert _flowing(h, t1), "no resume after e-stop false"
+        # joint states stop (camera still streaming): the last state is stale, so NO hold is sent (it would
+        # drive the arm back to an old position); the last one-point trajectory ends at rest on its own
+        zeros1 = _zeros(h)
+        joints.stop()
+        t2 = joints.last_pub
+        assert _status_is(h, "safety_state", "stale_joint_state", 5.0), h.status()
+        after = _wait_quiet(h, t2, 4 * PERIOD, timeout=5.0)
+        assert all(m.points and abs(m.points[0].positions[0] - 0.25) <= 0.5 * PERIOD + 1e-6 for _, m in after)
+        assert _zeros(h) == zeros1, "a hold point from a stale joint state"
+        assert all(m.points for _, m in h.messages()), "an empty trajectory (a JTC rejects it)"
     finally:
         s.stop()
+        joints.stop()
         h.close()
 
 
@@ -321,9 +341,10 @@ def test_fuzzed_images_and_nan_joints_never_command(twist_ckpt):
         fuzz()
         time.sleep(3 * PERIOD)
         assert h.messages() == [], "commanded from bad input"
-        rej = h.node._rejected
+        assert wait_for(lambda: h.status_value("rejected", {}).get("image", 0) > 0, 3.0), h.status()
+        rej = h.status()["rejected"]
         assert rej["image"] > 0 and rej["joint_state"] > 0, rej
-        assert h.node._lc_state == "active"
+        assert h.status_value("lifecycle_state") == "active"
         # still alive: a good frame + a good joint state -> commands
         js_pub.publish(JointState(name=["a"], position=[0.0]))
         h.image_pub.publish(rgb_image(1))
@@ -374,6 +395,8 @@ def test_observability_topics(twist_ckpt):
 
 
 def test_goal_sources_goal_reached_and_clear(twist_ckpt):
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
     from std_srvs.srv import Trigger
 
     # every energy counts as "at the goal": reached after goal_reached_ticks
@@ -386,13 +409,14 @@ def test_goal_sources_goal_reached_and_clear(twist_ckpt):
         h.goal_pub.publish(rgb_image(99))  # published once, before the node is even configured
         time.sleep(0.3)
         _activate(h, goal=False)
-        assert wait_for(lambda: h.node.sup.has_goal, 5.0), "transient-local goal published earlier not received"
+        assert _status_is(h, "has_goal", True, 5.0), "transient-local goal published earlier not received"
         s.start()
         assert wait_for(lambda: True in reached, 5.0), "goal never reached"
         # the latch holds; the reported reason may be a live one (a late frame on 2 busy cores: stale_image)
-        assert h.node.sup.latched == "goal_reached" and h.node._stop_reason in ("goal_reached", "stale_image")
+        assert _status_is(h, "latched", "goal_reached")
+        assert h.status_value("safety_state") in ("goal_reached", "stale_image")
         n = len(h.messages())
-        planned = n - h.node._zeros_sent  # a late frame may add a stale_image zero in between
+        planned = n - _zeros(h)  # a late frame may add a stale_image zero in between
         assert 1 <= planned <= 2 and _is_zero(h.messages()[-1][1])  # <= 2 ticks of commands, then the stop zero
         time.sleep(4 * PERIOD)
         assert len(h.messages()) == n, "commands after the goal was reached"
@@ -400,16 +424,21 @@ def test_goal_sources_goal_reached_and_clear(twist_ckpt):
         goal_from_current = h.peer.create_client(Trigger, "/planner_node/set_goal_from_current")
         clear = h.peer.create_client(Trigger, "/planner_node/clear_goal")
         assert goal_from_current.wait_for_service(timeout_sec=5.0)
-        h.node.sup.cfg.goal_energy_threshold = 0.0  # now never "at the goal"
+        # now never "at the goal": a live parameter, set the way any client does (the parameter service)
+        res = h.peer.create_client(SetParameters, "/planner_node/set_parameters")
+        assert res.wait_for_service(timeout_sec=5.0)
+        fut = res.call_async(SetParameters.Request(
+            parameters=[Parameter("goal_energy_threshold", value=0.0).to_parameter_msg()]))
+        assert wait_for(fut.done, 3.0) and fut.result().results[0].successful, fut.result()
         fut = goal_from_current.call_async(Trigger.Request())
         assert wait_for(fut.done, 3.0) and fut.result().success, fut.result()
         t1 = time.monotonic()
         assert _flowing(h, t1), "no commands after a new goal"
-        zeros0, t2 = h.node._zeros_sent, time.monotonic()
+        zeros0, t2 = _zeros(h), time.monotonic()
         fut = clear.call_async(Trigger.Request())
         assert wait_for(fut.done, 3.0) and fut.result().success
         _assert_stops(h, t2, zeros0)
-        assert h.node._stop_reason == "no_goal"
+        assert _status_is(h, "safety_state", "no_goal")
     finally:
         s.stop()
         h.close()
@@ -434,7 +463,8 @@ def test_compressed_camera_input(twist_ckpt):
             pub.publish(garbage)
             time.sleep(0.02)
         time.sleep(3 * PERIOD)
-        assert h.messages() == [] and h.node._rejected["image"] > 0
+        assert h.messages() == []
+        assert wait_for(lambda: h.status_value("rejected", {}).get("image", 0) > 0, 3.0), h.status()
         for _ in range(30):
             pub.publish(msg)
             time.sleep(0.05)

@@ -2,18 +2,18 @@
 import numpy as np
 import pytest
 import torch
-from test_planner_node_harness import save_tiny
+from node_harness import save_tiny
 
 from ami_world_model.config import ConfigError
+from ami_world_model.control.engine import PlanningEngine
 from ami_world_model.models.checkpoint import load_world_model
 from ami_world_model.node_config import PlannerNodeConfig
-from ami_world_model.ros.engine import PlanningEngine
+from ami_world_model.planning import PlannerConfig
 
 
 def _cfg(**kw):
-    base = dict(backend="torch", planner_num_samples=16, planner_iterations=1, planner_horizon_steps=2)
-    base.update(kw)
-    return PlannerNodeConfig(**base)
+    planner = PlannerConfig(num_samples=16, iterations=1, horizon_steps=2, **kw.pop("planner", {}))
+    return PlannerNodeConfig(backend="torch", planner=planner, **kw)
 
 
 def _img(seed):
@@ -109,3 +109,21 @@ def test_a_frame_without_a_command_breaks_the_history(tmp_path):
 def test_fallback_scale_without_metrics(tmp_path):
     e = PlanningEngine(_cfg(surprise_scale_fallback=0.2), save_tiny(tmp_path / "t"))
     assert e.surprise_scale == 0.2 and e.surprise_scale_source == "surprise_scale_fallback"
+
+
+def test_gradient_refinement_runs_in_the_engine(tmp_path):
+    # step() is not under inference_mode: the planner's own grad refinement builds its graph (torch backend)
+    e = PlanningEngine(_cfg(planner={"grad_refine_steps": 3}), save_tiny(tmp_path / "t"))
+    e.set_goal(_img(0))
+    r = e.step(_img(1), None, deadline_s=30.0)
+    assert r.grad_steps > 0 and np.all(np.isfinite(r.actions))
+    off = PlanningEngine(_cfg(), save_tiny(tmp_path / "u"))
+    off.set_goal(_img(0))
+    assert off.step(_img(1), None, deadline_s=30.0).grad_steps == 0
+
+
+def test_every_planner_field_reaches_the_planner(tmp_path):
+    cfg = _cfg(planner={"method": "mppi", "top_k": 4, "momentum": 0.3, "rate_penalty": 0.5, "seed": 7,
+                        "max_step_delta": [0.01]})
+    e = PlanningEngine(cfg, save_tiny(tmp_path / "t"))
+    assert e.controller.cfg == cfg.planner

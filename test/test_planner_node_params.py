@@ -45,9 +45,10 @@ def test_yaml_fills_config_and_cli_overrides(node):
 
 
 def test_descriptors_carry_description_and_range(node):
-    names = [row[0] for row in parameter_table()]
+    names = [row.name for row in parameter_table()]
+    assert "planner.num_samples" in names and "planner.grad_refine_steps" in names
     descs = dict(zip(names, node.describe_parameters(names)))
-    for name, _default, desc, rng, choices in parameter_table():
+    for name, _default, desc, rng, choices, _type, _live in parameter_table():
         d = descs[name]
         assert d.description == desc
         if rng is not None and d.type == ParameterType.PARAMETER_DOUBLE:

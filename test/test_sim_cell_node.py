@@ -197,6 +197,19 @@ def test_in_process_lockstep_with_sim_time(context):
         assert probe.spin_until(lambda: (pub.publish(traj), sim.commands_received > before)[1], timeout=10)
         sim.advance(5)
         np.testing.assert_allclose(sim.cell.joint_positions()[:2], target[:2], atol=0.01)
+
+        # As a Jazzy JTC: an EMPTY trajectory is rejected and stops nothing; the active trajectory goes on.
+        far = sim.cell.ik(0.32, -0.05)
+        pt.positions = [float(far[1]), float(far[0])]
+        pt.time_from_start.sec, pt.time_from_start.nanosec = 1, 0
+        before = sim.commands_received
+        assert probe.spin_until(lambda: (pub.publish(traj), sim.commands_received > before)[1], timeout=10)
+        sim.advance(2)  # under way (0.2 s of 1 s)
+        empty = JointTrajectory(joint_names=["elbow", "shoulder"])
+        before = sim.rejected_trajectories
+        assert probe.spin_until(lambda: (pub.publish(empty), sim.rejected_trajectories > before)[1], timeout=10)
+        sim.advance(10)
+        np.testing.assert_allclose(sim.cell.joint_positions()[:2], far[:2], atol=0.01)
     finally:
         probe.executor.remove_node(sim)
         sim.destroy_node()

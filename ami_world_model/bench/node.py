@@ -4,7 +4,8 @@
 ``e2e_latency_p50_ms`` / ``e2e_latency_p95_ms``: a 640x480 rgb8 frame published at 30 Hz by a peer node ->
 the command planned from that frame received back by the peer (real DDS, both nodes in this process on an
 executor; the frame is identified by its header stamp). The latency includes the wait for the next control
-tick. The memory check (RSS after N minutes vs after 1 minute) runs only on request:
+tick. The measurements (rclpy) are in ``ros/bench_node.py``; this module is ROS-free. The memory check
+(RSS after N minutes vs after 1 minute) runs only on request:
 
     python -m ami_world_model.bench.node --long            # 10 minutes at 30 Hz
     python -m ami_world_model.bench.node --long --minutes 3
@@ -13,17 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import numpy as np
 
-
-def _rss_mb() -> float:
+def rss_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
@@ -31,12 +26,12 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def _checkpoint(tmp: Path) -> tuple:
+def bench_checkpoint(tmp: Path) -> tuple:
     """The default model when it is there, else an untrained model of the same (tiny) architecture."""
-    from ami_world_model.node_config import resolve_checkpoint
+    from ami_world_model.node_config import DEFAULT_CHECKPOINT, resolve_checkpoint
 
     try:
-        return str(resolve_checkpoint("models/default")), "models/default"
+        return str(resolve_checkpoint(DEFAULT_CHECKPOINT)), DEFAULT_CHECKPOINT
     except FileNotFoundError:
         import torch
 
@@ -48,170 +43,10 @@ def _checkpoint(tmp: Path) -> tuple:
         return str(save_world_model(WorldModel(WorldModelConfig.tiny()), tmp / "tiny")), "untrained tiny"
 
 
-def image_to_tensor_ms(repeats: int = 200, size=(64, 64)) -> float:
-    """Median ms of sensor_msgs/Image 640x480 rgb8 -> [3, H, W] float32 (the node's conversion path)."""
-    from sensor_msgs.msg import Image
-
-    from ami_world_model.ros.conversions import image_msg_to_input, rgb_to_image_msg
-
-    rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    msg = rgb_to_image_msg(rgb, Image)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        image_msg_to_input(msg, *size)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e3)
-
-
-class _Rig:
-    """Planner node + peer node on one executor thread; the peer streams 640x480 frames at ``rate_hz``.
-
-    A single-threaded executor, as `planner_node` runs (rclpy.spin): rclpy's MultiThreadedExecutor on 2 cores
-    delivered 47 of 300 frames to the node and put the p95 latency near 0.8 s.
-    """
-
-    def __init__(self, ckpt: str, params: Optional[Dict[str, Any]] = None) -> None:
-        import rclpy
-        from geometry_msgs.msg import TwistStamped
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.parameter import Parameter
-        from sensor_msgs.msg import Image
-
-        from ami_world_model.ros.conversions import rgb_to_image_msg
-        from ami_world_model.ros.planner_node import LATCHED_QOS, SENSOR_QOS, PlannerNode
-
-        p = dict(checkpoint=ckpt, surprise_ticks=0, no_progress_ticks=0, goal_energy_threshold=0.0)
-        p.update(params or {})
-        self.node = PlannerNode(parameter_overrides=[Parameter(k, value=v) for k, v in p.items()])
-        self.peer = rclpy.create_node("bench_peer")
-        self.pub_times: Dict[int, float] = {}
-        self.latencies: List[float] = []
-        self._seen = set()
-
-        def on_cmd(msg: TwistStamped) -> None:
-            t = time.perf_counter()
-            stamp = self.node.planned_frame_stamp
-            if stamp is None:
-                return
-            key = stamp.sec * 10**9 + stamp.nanosec
-            if key in self.pub_times and key not in self._seen:
-                self._seen.add(key)
-                self.latencies.append(t - self.pub_times[key])
-
-        self.peer.create_subscription(TwistStamped, "/servo_node/delta_twist_cmds", on_cmd, 10)
-        self.image_pub = self.peer.create_publisher(Image, "/camera/image_raw", SENSOR_QOS)
-        goal_pub = self.peer.create_publisher(Image, "/planner_node/goal_image", LATCHED_QOS)
-        rng = np.random.default_rng(0)
-        self.frames = [rgb_to_image_msg(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), Image)
-                       for _ in range(4)]
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.executor.add_node(self.peer)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-        from rclpy.lifecycle import TransitionCallbackReturn as R
-
-        if self.node.trigger_configure() != R.SUCCESS or self.node.trigger_activate() != R.SUCCESS:
-            raise RuntimeError("bench: planner_node failed to configure/activate")
-        goal_pub.publish(self.frames[-1])
-        end = time.monotonic() + 10.0
-        while not (self.node.sup and self.node.sup.has_goal) and time.monotonic() < end:
-            time.sleep(0.01)
-
-    def stream(self, n_frames: int, rate_hz: float, on_frame=None) -> None:
-        period = 1.0 / rate_hz
-        t_next = time.perf_counter()
-        for i in range(n_frames):
-            msg = self.frames[i % 3]
-            ns = time.time_ns()
-            msg.header.stamp.sec, msg.header.stamp.nanosec = ns // 10**9, ns % 10**9
-            self.pub_times[ns] = time.perf_counter()
-            self.image_pub.publish(msg)
-            if on_frame is not None:
-                on_frame(i)
-            t_next += period
-            time.sleep(max(0.0, t_next - time.perf_counter()))
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=2.0)
-        self.thread.join(timeout=5.0)
-        self.node.destroy_node()
-        self.peer.destroy_node()
-
-
-def _with_ros(fn):
-    import rclpy
-
-    from ami_world_model.ros import private_domain_id
-
-    # A private graph: the bench's planner_node must never meet a live system's (or another bench's).
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    rclpy.init(domain_id=private_domain_id())
-    try:
-        return fn()
-    finally:
-        rclpy.shutdown()
-
-
-def e2e_latency(n_frames: int, rate_hz: float = 30.0) -> Dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        ckpt, which = _checkpoint(Path(tmp))
-
-        def body():
-            rig = _Rig(ckpt)
-            try:
-                rig.stream(n_frames, rate_hz)
-                time.sleep(0.5)
-                lat = np.array(rig.latencies) * 1e3
-                cfg = rig.node.cfg
-                return {
-                    "e2e_latency_p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
-                    "e2e_latency_p95_ms": float(np.percentile(lat, 95)) if lat.size else float("nan"),
-                    "e2e_frames_published": n_frames,
-                    "e2e_commands_matched": int(lat.size),
-                    "e2e_control_rate_hz": cfg.control_rate_hz,
-                    "e2e_model": which,
-                    "e2e_backend": rig.node.engine.backend.name,
-                    "node_rss_mb": round(_rss_mb(), 1),
-                }
-            finally:
-                rig.close()
-
-        return _with_ros(body)
-
-
-def memory_growth(minutes: float = 10.0, rate_hz: float = 30.0) -> Dict[str, Any]:
-    """RSS after ``minutes`` of 30 Hz frames vs after the first minute (target growth <= 5 %)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        ckpt, which = _checkpoint(Path(tmp))
-
-        def body():
-            rig = _Rig(ckpt)
-            marks: Dict[str, float] = {}
-            one_min = int(60 * rate_hz)
-
-            def on_frame(i: int) -> None:
-                if i == one_min:
-                    marks["rss_1min_mb"] = _rss_mb()
-
-            try:
-                rig.stream(int(minutes * 60 * rate_hz), rate_hz, on_frame)
-                marks["rss_end_mb"] = _rss_mb()
-            finally:
-                rig.close()
-            growth = 100.0 * (marks["rss_end_mb"] / marks["rss_1min_mb"] - 1.0) if "rss_1min_mb" in marks \
-                else float("nan")
-            return {"node_rss_1min_mb": round(marks.get("rss_1min_mb", float("nan")), 1),
-                    f"node_rss_{minutes:g}min_mb": round(marks["rss_end_mb"], 1),
-                    "node_rss_growth_pct": round(growth, 2), "memory_model": which,
-                    "memory_commands": len(rig.latencies)}
-
-        return _with_ros(body)
-
-
 def run(quick: bool = False) -> Dict[str, Any]:
     """The figures for ``ami-wm bench``: conversion time and end-to-end latency (no memory run)."""
+    from ami_world_model.ros.bench_node import e2e_latency, image_to_tensor_ms  # rclpy: the measurement only
+
     out: Dict[str, Any] = {"image_to_tensor_640x480_ms": round(image_to_tensor_ms(50 if quick else 300), 3)}
     out.update(e2e_latency(90 if quick else 600))
     return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in out.items()}
@@ -225,6 +60,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     a = p.parse_args(argv)
     res = run(quick=a.quick)
     if a.long:
+        from ami_world_model.ros.bench_node import memory_growth
+
         res.update(memory_growth(a.minutes))
     print(json.dumps(res, indent=2, sort_keys=True))
     return 0

@@ -1,4 +1,4 @@
-"""PlannerConfig: every knob of the latent-space planner, with defaults sized for the tiny CPU model.
+"""PlannerConfig: every knob of the latent-space planner; its defaults are the planner node's budget.
 
 Build it from YAML / ROS parameters with ``config.from_dict(PlannerConfig, d)`` (unknown keys are errors).
 Fractions (``init_std``, ``min_std``, ``grad_refine_lr``) are relative to the action range ``high - low`` of
@@ -8,10 +8,10 @@ safety limit the user reasons about (m/s per control period for twist actions).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List
 
-from ami_world_model.config import ConfigError
+from ami_world_model.config import ConfigError, check_params, param
 
 METHODS = ("cem", "mppi")
 ENERGIES = ("l1", "l2")
@@ -19,30 +19,49 @@ ENERGIES = ("l1", "l2")
 
 @dataclass
 class PlannerConfig:
-    """Sampling-based MPC over action sequences in the world model's latent space."""
+    """Sampling-based MPC over action sequences in the world model's latent space.
 
-    method: str = "cem"  # "cem" (top-k elites) or "mppi" (temperature-weighted average of all samples)
-    num_samples: int = 64  # S, candidate sequences per iteration (one batched rollout)
-    horizon_steps: int = 3  # H, actions per sequence (each held for the action spec's dt_s)
-    iterations: int = 4  # max optimiser iterations per plan() (fewer when a deadline stops it early)
-    top_k: int = 16  # CEM elites (MPPI ignores it)
-    momentum: float = 0.1  # weight of the previous mean/std when smoothing the update (0 = no smoothing)
-    mppi_temperature: float = 0.1  # MPPI lambda, in units of the median-to-best cost gap (scale-free)
-    init_std: float = 0.5  # initial sampling std, fraction of the action range (cold start)
-    warm_std: float = 0.1  # initial std when warm-starting (the shifted plan is already close: search near it)
-    min_std: float = 0.02  # std floor, fraction of the action range (keeps exploring, avoids collapse)
-    energy: str = "l1"  # distance to the goal latent: "l1" (V-JEPA 2-AC) or "l2" (mean squared)
-    sum_intermediate: bool = False  # sum the energy over all H predicted steps instead of the last only
-    rate_penalty: float = 0.0  # weight of mean squared (normalised) action change, incl. vs the last command
-    max_step_delta: List[float] = field(default_factory=list)  # hard |a_t - a_{t-1}| per dim (physical
-    # units, one value for all dims or one per dim); empty = no rate limit (the bounds still hold)
-    warm_start: bool = True  # start from the previous plan shifted one step (receding horizon)
-    grad_refine_steps: int = 0  # Adam steps on the best sequence after sampling (needs differentiable
-    # dynamics; 0 = off)
-    grad_refine_lr: float = 0.05  # Adam learning rate, fraction of the action range
-    seed: int = 0  # torch.Generator seed: same seed + same inputs -> same plan
+    The one definition of the planner's settings and defaults: the planner node exposes every field as the
+    ROS parameter ``planner.<name>`` (descriptors, config/planner.yaml and docs/PARAMETERS.md are generated
+    from the ``param()`` metadata below). Defaults are the node's budget: 64 samples x 4 iterations.
+    """
+
+    method: str = param("cem", "cem: mean/std of the top_k elites; mppi: temperature-weighted average of all "
+                               "samples.", choices=METHODS)
+    num_samples: int = param(64, "S, candidate action sequences per iteration (one batched rollout).",
+                             lo=2, hi=100000)
+    horizon_steps: int = param(3, "H, actions per sequence (each held for the model's step).", lo=1, hi=100)
+    iterations: int = param(4, "Max optimiser iterations per plan (anytime: the deadline may cut).",
+                            lo=1, hi=1000)
+    top_k: int = param(16, "CEM elites (MPPI ignores it); must not exceed num_samples.", lo=1, hi=100000)
+    momentum: float = param(0.1, "Weight of the previous mean/std when smoothing the update (0: none).",
+                            lo=0.0, hi=0.999)
+    mppi_temperature: float = param(0.1, "MPPI lambda, in units of the median-to-best cost gap (scale-free).",
+                                    lo=1e-9, hi=1e6)
+    init_std: float = param(0.5, "Initial sampling std on a cold start, fraction of the action range.",
+                            lo=1e-9, hi=10.0)
+    warm_std: float = param(0.1, "Initial std when warm-starting (the shifted plan is already close).",
+                            lo=1e-9, hi=10.0)
+    min_std: float = param(0.02, "Std floor, fraction of the action range (keeps exploring); <= init_std, "
+                                 "warm_std.", lo=0.0, hi=10.0)
+    energy: str = param("l1", "Distance to the goal latent: l1 (V-JEPA 2-AC) or l2 (mean squared).",
+                        choices=ENERGIES)
+    sum_intermediate: bool = param(False, "Sum the energy over all H predicted steps instead of the last only.")
+    rate_penalty: float = param(0.0, "Weight of the mean squared (normalised) action change, including vs the "
+                                     "last command.", lo=0.0, hi=1e6)
+    max_step_delta: List[float] = param([], "Hard |a_t - a_(t-1)| per action dim in physical units (one value "
+                                            "for all dims or one per dim); empty: no rate limit.")
+    warm_start: bool = param(True, "Start from the previous plan shifted one step (receding horizon).")
+    grad_refine_steps: int = param(0, "Adam steps on the best sequence after sampling (torch backend only: "
+                                      "needs differentiable dynamics); 0: off.", lo=0, hi=1000)
+    grad_refine_lr: float = param(0.05, "Adam learning rate, fraction of the action range.", lo=1e-9, hi=10.0)
+    seed: int = param(0, "torch.Generator seed: same seed and inputs give the same plan.", lo=0, hi=2**31 - 1)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.max_step_delta, list):
+            raise ConfigError(f"PlannerConfig.max_step_delta must be a list, got {self.max_step_delta!r}")
+        self.max_step_delta = [float(x) for x in self.max_step_delta]
+        check_params(self)
         if self.method not in METHODS:
             raise ConfigError(f"PlannerConfig.method must be one of {METHODS}, got {self.method!r}")
         if self.energy not in ENERGIES:
@@ -70,7 +89,6 @@ class PlannerConfig:
             )
         if not (math.isfinite(self.rate_penalty) and self.rate_penalty >= 0.0):
             raise ConfigError(f"PlannerConfig.rate_penalty must be >= 0, got {self.rate_penalty}")
-        self.max_step_delta = [float(x) for x in self.max_step_delta]
         if any(not (math.isfinite(x) and x > 0.0) for x in self.max_step_delta):
             raise ConfigError(
                 f"PlannerConfig.max_step_delta entries must be positive and finite, got {self.max_step_delta}"

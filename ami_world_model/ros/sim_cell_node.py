@@ -6,7 +6,8 @@ Publishes  /camera/image_raw (sensor_msgs/Image rgb8, sensor-data QoS), /camera/
 Subscribes /servo_node/delta_twist_cmds (geometry_msgs/TwistStamped, reliable): a command is used while
            ``now - header.stamp < command_timeout_s`` (Servo's incoming_command_timeout); without a fresh one
            the arm stops. /joint_trajectory_controller/joint_trajectory (trajectory_msgs/JointTrajectory):
-           positions by joint name, an empty trajectory stops.
+           positions by joint name, as a Jazzy JTC: an empty trajectory is rejected ("Empty trajectory
+           received."), it does not stop anything; a one-point trajectory to the current position does.
 Services   ~/reset (std_srvs/Trigger): new start and goal from the ``seed`` and ``task`` parameters.
 
 Time: with ``use_sim_time`` true every stamp is sim time (the same as on /clock, monotonic across resets);
@@ -88,6 +89,7 @@ class SimCellNode(Node):
         self._twist_stamp = -1.0
         self.stale_commands = 0  # commands dropped as stale on arrival (also logged)
         self.commands_received = 0
+        self.rejected_trajectories = 0  # trajectories a JTC would reject (empty, unknown joints, ...)
 
         self._pub_image = self.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
         self._pub_info = self.create_publisher(CameraInfo, "/camera/camera_info", qos_profile_sensor_data)
@@ -180,14 +182,17 @@ class SimCellNode(Node):
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         self.commands_received += 1
-        self._twist = None  # the trajectory interface takes over
         if not msg.points:
-            self.cell.stop()  # JTC: an empty trajectory stops the active goal
+            # As Jazzy's JTC (validate_trajectory_msg): rejected, the active trajectory goes on. It is not a stop.
+            self.rejected_trajectories += 1
+            self.get_logger().error("Empty trajectory received.", throttle_duration_sec=2.0)
             return
+        self._twist = None  # the trajectory interface takes over
         names = list(msg.joint_names)
         unknown = [n for n in names if n not in self.cell.joint_names]
         if unknown or any(len(pt.positions) != len(names) for pt in msg.points):
             self.get_logger().error(f"trajectory rejected: unknown joints {unknown} or positions/joint_names mismatch")
+            self.rejected_trajectories += 1
             return
         current = self.cell.joint_positions()
         positions, times = [], []

@@ -1,7 +1,10 @@
 """The planner node's model side, without rclpy: backend + planner + goal + history + surprise.
 
 Kept apart from the ROS node so the node stays a thin shell (callbacks, QoS, messages) and this part
-can be tested and benchmarked without a ROS graph. It lives in ``ros/`` only because it is the node's.
+can be tested and benchmarked without a ROS graph.
+
+Grad mode: encoding, energies and the surprise prediction run under ``torch.no_grad``; planning does not,
+so the planner's gradient refinement (``planner.grad_refine_steps`` > 0, torch backend) can build its graph.
 """
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -17,7 +20,6 @@ import torch
 from ami_world_model.config import ConfigError
 from ami_world_model.node_config import PlannerNodeConfig
 from ami_world_model.planning import (
-    PlannerConfig,
     RecedingHorizonController,
     WorldModelState,
     make_world_model_dynamics,
@@ -27,43 +29,14 @@ from ami_world_model.planning.energy import make_energy
 TWIST_FIELDS = tuple(f"{a}.{c}" for a in ("linear", "angular") for c in "xyz")
 
 
-class _TorchAdapter:
-    """Fallback with the backend interface (encode/next/close) over WorldModel, used only when
-    ``inference.backends`` is unavailable."""
-
-    name = "torch"
-
-    def __init__(self, path: str, device: str) -> None:
-        from ami_world_model.models.checkpoint import load_world_model
-
-        self.device = torch.device(device)
-        self.model = load_world_model(path, map_location=self.device)
-        self.config = self.model.config
-
-    @torch.inference_mode()
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(images.to(self.device))
-
-    @torch.inference_mode()
-    def next(self, z: torch.Tensor, actions: torch.Tensor, states: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.model.next(z, actions, states)
-
-    def close(self) -> None:
-        self.model = None
-
-
 def open_backend(path: Path, cfg: PlannerNodeConfig):
-    """The configured backend for checkpoint ``path`` (stem). Raises the loader's error on failure."""
-    try:
-        from ami_world_model.inference.backends import make_backend
-    except ImportError:
-        if cfg.backend not in ("auto", "torch"):
-            raise ConfigError(f"backend {cfg.backend!r} requested but ami_world_model.inference.backends "
-                              "is missing") from None
-        return _TorchAdapter(str(path), cfg.device)
+    """The configured backend for checkpoint ``path`` (stem), sized for the planner's batch. Raises the
+    loader's error on failure."""
+    from ami_world_model.inference.backends import make_backend
+
     return make_backend(str(path), kind=cfg.backend, device=cfg.device, cache_dir=cfg.engine_cache_dir or None,
                         precision="fp16" if cfg.enable_fp16 else "fp32",
-                        max_batch=cfg.planner_num_samples, onnx_dir=cfg.onnx_dir or None,
+                        max_batch=cfg.planner.num_samples, onnx_dir=cfg.onnx_dir or None,
                         num_threads=cfg.backend_num_threads or None)
 
 
@@ -78,6 +51,7 @@ class StepResult:
     do_nothing_energy: float
     surprise_ratio: Optional[float]  # None when there was no prediction for this frame
     iterations: int
+    grad_steps: int  # gradient-refinement steps run (planner.grad_refine_steps > 0, torch backend)
     encode_s: float
     plan_s: float
 
@@ -104,9 +78,7 @@ class PlanningEngine:
         high = [min(hi, v) for hi, v in zip(self.spec.high, vmax)]
         if any(lo >= hi for lo, hi in zip(low, high)):  # limits of 0 would leave no room: clamp later
             low, high = list(self.spec.low), list(self.spec.high)
-        pcfg = PlannerConfig(method=cfg.planner_method, num_samples=cfg.planner_num_samples,
-                             horizon_steps=cfg.planner_horizon_steps, iterations=cfg.planner_iterations,
-                             top_k=max(1, min(16, cfg.planner_num_samples // 2)))
+        pcfg = cfg.planner
         self.controller = RecedingHorizonController(pcfg, low, high, device=self.backend.device)
         self.energy = make_energy(pcfg.energy)
         self._state_vec: Optional[torch.Tensor] = None
@@ -155,7 +127,7 @@ class PlanningEngine:
                               f"{spec.names} (same joints, same order)")
         return list(spec.names)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def warm_up(self) -> None:
         """One encode + one planner-sized predictor call at configure time: shape problems surface as a
         configure failure, and the first control tick does not pay for lazy initialisation."""
@@ -167,12 +139,12 @@ class PlanningEngine:
         if self.uses_state:
             self._state_vec = torch.zeros(self.wm_config.state.dim, device=self.backend.device)
         state = WorldModelState.from_history(z[None], None, self.k, self.action_dim)
-        n = self.cfg.planner_num_samples
+        n = self.cfg.planner.num_samples
         actions = torch.zeros(n, self.action_dim, device=self.backend.device)
         self.dynamics(state.expand_batch(n), actions)
 
     # --- goal and history ---
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode(self, image: np.ndarray) -> torch.Tensor:
         """[3, H, W] float32 -> [N, D]."""
         x = torch.from_numpy(np.ascontiguousarray(image)).unsqueeze(0)
@@ -202,7 +174,6 @@ class PlanningEngine:
         return self.backend.next(z, actions, states)
 
     # --- the tick ---
-    @torch.inference_mode()
     def step(self, image: np.ndarray, joint_state: Optional[List[float]], deadline_s: float) -> StepResult:
         """Encode the newest frame, measure surprise, plan; returns the first action (not yet sent)."""
         if self.goal is None:
@@ -222,15 +193,17 @@ class PlanningEngine:
         self._predicted = None
         self._z_ticks.append(z)
         state0 = self._state_at(len(self._z_ticks) - 1)
-        current = float(self.energy(state0, self.goal)[0])
+        with torch.no_grad():
+            current = float(self.energy(state0, self.goal)[0])
         remaining = max(1e-3, deadline_s - (time.perf_counter() - t0))
         res = self.controller.plan(state0, self.goal, self.dynamics, deadline_s=remaining)
         t2 = time.perf_counter()
         action = [float(x) for x in res.actions[0].tolist()]
         return StepResult(action, res.actions.detach().cpu().numpy(), current, float(res.energy),
-                          float(res.zero_action_energy), surprise, int(res.iterations), t1 - t0, t2 - t1)
+                          float(res.zero_action_energy), surprise, int(res.iterations), int(res.grad_steps),
+                          t1 - t0, t2 - t1)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def record_sent(self, action: List[float]) -> None:
         """The action actually sent after the newest frame: keep it and predict the next frame's latent.
 
@@ -264,3 +237,35 @@ class PlanningEngine:
         if close is not None:
             close()
         self.backend = None
+
+
+def open_engine(cfg: PlannerNodeConfig, checkpoint: Path) -> Tuple[PlanningEngine, List[str], List[str]]:
+    """Load, warm up and validate the engine for the node's configure step.
+
+    Returns (engine, the joint names to command, warnings to log). Raises (ConfigError, the loader's errors)
+    on anything that must fail the configure transition; the engine is closed then.
+    """
+    engine = PlanningEngine(cfg, checkpoint)
+    try:
+        engine.warm_up()
+        joint_names = engine.validate_output(cfg.output_mode, cfg.joint_names)
+        wanted = list(engine.wm_config.state.names)
+        if engine.uses_state and joint_names and joint_names != wanted:
+            # one joint-state vector feeds both; supporting two would need two lookups per message
+            raise ConfigError(f"the model's state joints {wanted} differ from the commanded joints "
+                              f"{joint_names}; this node needs them equal")
+    except Exception:
+        engine.close()
+        raise
+    warnings = []
+    if engine.surprise_scale_source.startswith("checkpoint") and cfg.goal_energy_threshold >= engine.surprise_scale:
+        warnings.append(
+            f"goal_energy_threshold {cfg.goal_energy_threshold:g} is not below this model's one-step latent "
+            f"change {engine.surprise_scale:.4g} (metrics['val_one_step_l1']): 'goal reached' may fire a "
+            "whole control step away from the goal")
+    ticks_per_step = engine.spec.dt_s / cfg.control_period_s
+    if abs(ticks_per_step - engine.skip) > 0.01 * ticks_per_step:
+        warnings.append(
+            f"the model's step ({engine.spec.dt_s:.3f} s) is not a whole number of control periods "
+            f"({cfg.control_period_s:.3f} s): predictions (and surprise) take it as {engine.skip} period(s)")
+    return engine, joint_names, warnings

@@ -1,9 +1,11 @@
-"""Shared helpers for the planner-node tests: a tiny checkpoint, and the node + a peer node over real DDS.
+"""Shared helpers for the node tests (a helper module, not a test file): tiny checkpoints, and the planner
+node + a peer node over real DDS.
 
-The planner node runs in this process on an executor thread; the test talks to it only through topics
-and services (real DDS between the two nodes), except for lifecycle transitions, which it triggers
-directly (the smoke test does them over the lifecycle services).
+The planner node runs in this process on an executor thread; the test talks to it only through topics,
+services and its public ``~/status`` (real DDS between the two nodes), except for lifecycle transitions,
+which it triggers with the LifecycleNode's public ``trigger_*`` methods (the smoke test uses the services).
 """
+import json
 import os
 import threading
 import time
@@ -30,6 +32,17 @@ def save_tiny(path, kind: str = "twist", names=("linear.x", "linear.y"), metrics
                       std=[0.1] * n, dt_s=dt_s)
     model = WorldModel(WorldModelConfig.tiny(action=spec, metrics=dict(metrics or {}), **overrides))
     return str(save_world_model(model, path))
+
+
+def tiny_sim_model(path) -> str:
+    """An untrained tiny model with the simulated cell's action spec (eval / demo tests)."""
+    from ami_world_model.models.checkpoint import save_world_model
+    from ami_world_model.models.config import WorldModelConfig
+    from ami_world_model.models.world_model import WorldModel
+    from ami_world_model.sim.config import SimConfig
+
+    torch.manual_seed(0)
+    return str(save_world_model(WorldModel(WorldModelConfig.tiny(action=SimConfig().action_spec())), path))
 
 
 def rgb_image(seed: int, h: int = 48, w: int = 64):
@@ -61,7 +74,24 @@ class Harness:
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
         self.received: List[Tuple[float, object]] = []
+        self.statuses: List[dict] = []
         self._lock = threading.Lock()
+        from std_msgs.msg import String
+
+        self.peer.create_subscription(String, f"/{self.node.get_name()}/status",
+                                      lambda m: self._on_status(json.loads(m.data)), 100)
+
+    def _on_status(self, status: dict) -> None:
+        with self._lock:
+            self.statuses.append(status)
+
+    def status(self) -> dict:
+        """The newest ``~/status`` (an empty dict before the first)."""
+        with self._lock:
+            return dict(self.statuses[-1]) if self.statuses else {}
+
+    def status_value(self, key: str, default=None):
+        return self.status().get(key, default)
 
     def collect(self, msg_type, topic: str, qos=10) -> None:
         def cb(msg):
@@ -92,8 +122,9 @@ def wait_for(cond: Callable[[], bool], timeout: float, poll: float = 0.01) -> bo
 class Streamer:
     """Publishes camera frames at a fixed rate on a background thread until stopped."""
 
-    def __init__(self, pub, rate_hz: float = 20.0) -> None:
+    def __init__(self, pub, rate_hz: float = 20.0, make: Callable[[int], object] = None) -> None:
         self.pub, self.period = pub, 1.0 / rate_hz
+        self.make = make or (lambda i: rgb_image(i % 4))
         self.running = False
         self.last_pub = 0.0
         self._thread = None
@@ -106,7 +137,7 @@ class Streamer:
     def _run(self) -> None:
         i = 0
         while self.running:
-            self.pub.publish(rgb_image(i % 4))
+            self.pub.publish(self.make(i))
             self.last_pub = time.monotonic()
             i += 1
             time.sleep(self.period)
