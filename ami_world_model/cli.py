@@ -17,8 +17,8 @@ COMMANDS = {
     "train": ("ami_world_model.training.cli", "train the JEPA encoder or the action-conditioned predictor"),
     "export": ("ami_world_model.inference.export_cli", "export a checkpoint to ONNX (and build TensorRT engines)"),
     "bench": ("ami_world_model.bench.cli", "measure speed and memory; write the results file"),
-    "eval": ("ami_world_model.evaluation.closed_loop", "closed-loop evaluation: sim + planner node over ROS 2"),
-    "demo": ("ami_world_model.demo", "the main job: evaluate the shipped model on the simulated cell"),
+    "eval": ("ami_world_model.ros.eval_command", "closed-loop evaluation: sim + planner node over ROS 2"),
+    "demo": ("ami_world_model.ros.demo", "the main job: evaluate the shipped model on the simulated cell"),
     "run": ("ami_world_model.ros.run", "start the planner (and sim) nodes in one process (pip-path launch)"),
 }
 

@@ -14,6 +14,10 @@ from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
 T = TypeVar("T")
 
 
+# Inference backends, the one list: the node, `ami-wm eval`/`demo` and inference.make_backend.
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+
+
 class ConfigError(ValueError):
     """A configuration value or key is wrong; the message names it."""
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-from ami_world_model.config import ConfigError, check_params, from_dict, param
+from ami_world_model.config import BACKENDS, ConfigError, check_params, from_dict, param
+from ami_world_model.data.image_decoding import parse_crop
 from ami_world_model.planning.config import PlannerConfig
 
 OUTPUT_MODES = ("servo_twist", "joint_trajectory")
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")  # the one list: the node, `ami-wm eval` and `demo`
 DEFAULT_CHECKPOINT = "models/default"  # the shipped model (path stem, resolved by resolve_checkpoint)
 GROUPS = ("planner",)  # nested config fields, exposed as dotted parameters (planner.num_samples, ...)
 
@@ -63,6 +63,10 @@ class PlannerNodeConfig:
     camera_topic: str = param("camera/image_raw", "Camera sensor_msgs/Image (sensor-data QoS, depth 1).")
     compressed_camera_topic: str = param(
         "", "Optional sensor_msgs/CompressedImage topic (jpeg/png); empty disables it.")
+    image_crop: str = param(
+        "none", "How a camera (and goal) frame is fitted to the model's input: none (resize the whole frame; a "
+        "16:9 frame is squashed), center (the largest centred region with the model's aspect ratio) or x,y,w,h "
+        "(a pixel ROI, then resize). Train with the same choice (BagSpec.image_crop).")
     joint_state_topic: str = param("joint_states", "sensor_msgs/JointState topic.")
     require_joint_states: bool = param(
         False, "Stop when joint states are stale. Forced on in joint_trajectory mode and when the model "
@@ -125,6 +129,10 @@ class PlannerNodeConfig:
             raise ConfigError(f"PlannerNodeConfig.planner must be a PlannerConfig, got {self.planner!r}")
         if not self.checkpoint:
             raise ConfigError("PlannerNodeConfig.checkpoint must not be empty")
+        try:
+            parse_crop(self.image_crop)
+        except ValueError as exc:
+            raise ConfigError(f"PlannerNodeConfig.image_crop: {exc}") from None
 
     @property
     def control_period_s(self) -> float:

@@ -20,7 +20,7 @@ from ami_world_model.config import ActionSpec  # noqa: E402
 
 
 def save_tiny(path, kind: str = "twist", names=("linear.x", "linear.y"), metrics=None, dt_s: float = 0.1,
-              **overrides) -> str:
+              frame_id: str = "base_link", **overrides) -> str:
     """An untrained tiny world model checkpoint; returns the path stem."""
     from ami_world_model.models.checkpoint import save_world_model
     from ami_world_model.models.config import WorldModelConfig
@@ -29,7 +29,7 @@ def save_tiny(path, kind: str = "twist", names=("linear.x", "linear.y"), metrics
     torch.manual_seed(0)
     n = len(names)
     spec = ActionSpec(kind=kind, names=list(names), low=[-0.2] * n, high=[0.2] * n, mean=[0.0] * n,
-                      std=[0.1] * n, dt_s=dt_s)
+                      std=[0.1] * n, dt_s=dt_s, frame_id=frame_id)
     model = WorldModel(WorldModelConfig.tiny(action=spec, metrics=dict(metrics or {}), **overrides))
     return str(save_world_model(model, path))
 

@@ -3,7 +3,7 @@ import argparse
 
 from node_harness import tiny_sim_model
 
-from ami_world_model import demo
+from ami_world_model.ros import demo
 
 
 def _args(**kw):

@@ -85,7 +85,7 @@ def test_eval_core_never_imports_rclpy():
     import subprocess
     import sys
 
-    code = ("import sys, ami_world_model.evaluation.closed_loop, ami_world_model.bench.node, ami_world_model.demo, "
+    code = ("import sys, ami_world_model.evaluation.closed_loop, ami_world_model.bench.node, "
             "ami_world_model.control.engine, ami_world_model.control.commander; "
             "bad = [m for m in sys.modules if m == 'rclpy' or m.endswith('_msgs')]; print(bad); sys.exit(bool(bad))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -105,7 +105,7 @@ def _args(**kw):
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
-    from ami_world_model.evaluation.closed_loop import main
+    from ami_world_model.ros.eval_command import main
 
     assert main(_args(checkpoint=str(tmp_path / "nope"), out=str(tmp_path / "o"))) == 2
     assert "not found" in capsys.readouterr().err
@@ -116,8 +116,8 @@ def test_closed_loop_two_episodes_over_dds(tmp_path, capsys):
     """2 reach episodes, planner and random, lockstep over DDS: JSON, plot, GIF, checkpoint metrics."""
     import imageio.v2 as imageio
 
-    from ami_world_model.evaluation.closed_loop import main
     from ami_world_model.models.checkpoint import load_world_model, read_meta
+    from ami_world_model.ros.eval_command import main
 
     ck = tiny_sim_model(tmp_path / "tiny")
     out = tmp_path / "eval"
@@ -205,7 +205,7 @@ def test_lockstep_random_baseline_is_repeatable(tmp_path):
 def test_joint_velocity_checkpoint_is_refused_clearly(tmp_path, capsys):
     from node_harness import save_tiny
 
-    from ami_world_model.evaluation.closed_loop import main
+    from ami_world_model.ros.eval_command import main
 
     ck = save_tiny(tmp_path / "joints", kind="joint_velocity", names=("shoulder", "elbow"))
     assert main(_args(checkpoint=ck, out=str(tmp_path / "o"), episodes=1, max_steps=2)) == 1

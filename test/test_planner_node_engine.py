@@ -5,7 +5,7 @@ import torch
 from node_harness import save_tiny
 
 from ami_world_model.config import ConfigError
-from ami_world_model.control.engine import PlanningEngine
+from ami_world_model.control.engine import PlanningEngine, open_engine
 from ami_world_model.models.checkpoint import load_world_model
 from ami_world_model.node_config import PlannerNodeConfig
 from ami_world_model.planning import PlannerConfig
@@ -127,3 +127,24 @@ def test_every_planner_field_reaches_the_planner(tmp_path):
                         "max_step_delta": [0.01]})
     e = PlanningEngine(cfg, save_tiny(tmp_path / "t"))
     assert e.controller.cfg == cfg.planner
+
+
+def test_twist_frame_must_match_the_checkpoints_action_frame(tmp_path):
+    """A twist learnt in one frame and sent in another moves the arm the wrong way: configure refuses it."""
+    ck = save_tiny(tmp_path / "tool", frame_id="tool0")
+    with pytest.raises(ConfigError, match="tool0"):
+        open_engine(_cfg(twist_frame_id="base_link"), ck)
+    engine, _, warnings = open_engine(_cfg(twist_frame_id="tool0"), ck)
+    engine.close()
+    assert not any("frame" in w for w in warnings)
+    engine, _, warnings = open_engine(_cfg(), save_tiny(tmp_path / "unknown", frame_id=""))
+    engine.close()
+    assert any("does not say which frame" in w for w in warnings)
+
+
+def test_image_crop_is_parsed_once_and_bad_values_fail_the_config(tmp_path):
+    e = PlanningEngine(_cfg(image_crop="center"), save_tiny(tmp_path / "t"))
+    assert e.crop == "center"
+    assert PlanningEngine(_cfg(image_crop="0,10,64,48"), save_tiny(tmp_path / "r")).crop == (0, 10, 64, 48)
+    with pytest.raises(ConfigError, match="image_crop"):
+        _cfg(image_crop="left half")

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 from ami_world_model.config import ConfigError
+from ami_world_model.data.frame_skip import step_mean_action
+from ami_world_model.data.image_decoding import parse_crop
 from ami_world_model.node_config import PlannerNodeConfig
 from ami_world_model.planning import (
     RecedingHorizonController,
@@ -65,6 +67,7 @@ class PlanningEngine:
         wm = self.backend.config
         self.wm_config = wm
         self.image_hw = (wm.image.height, wm.image.width)
+        self.crop = parse_crop(cfg.image_crop)  # camera and goal frames: the same crop as in training
         self.spec = wm.action
         self.k = wm.context_frames
         self.uses_state = wm.state.dim > 0
@@ -230,7 +233,7 @@ class PlanningEngine:
 
     def _mean_action(self, i: int) -> torch.Tensor:
         """[A] the mean command sent over the model step that starts at tick ``i``."""
-        return torch.stack(self._a_ticks[i:i + self.skip]).mean(0)
+        return step_mean_action(torch.stack(self._a_ticks), i, self.skip)
 
     def close(self) -> None:
         close = getattr(self.backend, "close", None)
@@ -249,6 +252,11 @@ def open_engine(cfg: PlannerNodeConfig, checkpoint: Path) -> Tuple[PlanningEngin
     try:
         engine.warm_up()
         joint_names = engine.validate_output(cfg.output_mode, cfg.joint_names)
+        frame = engine.spec.frame_id
+        if cfg.output_mode == "servo_twist" and frame and frame != cfg.twist_frame_id:
+            # a twist learnt in one frame and sent in another moves the arm the wrong way
+            raise ConfigError(f"twist_frame_id {cfg.twist_frame_id!r} differs from the frame the checkpoint's "
+                              f"actions were recorded in ({frame!r}); set twist_frame_id to {frame!r}")
         wanted = list(engine.wm_config.state.names)
         if engine.uses_state and joint_names and joint_names != wanted:
             # one joint-state vector feeds both; supporting two would need two lookups per message
@@ -258,6 +266,9 @@ def open_engine(cfg: PlannerNodeConfig, checkpoint: Path) -> Tuple[PlanningEngin
         engine.close()
         raise
     warnings = []
+    if cfg.output_mode == "servo_twist" and not engine.spec.frame_id:
+        warnings.append(f"the checkpoint does not say which frame its twist actions were recorded in (no headers "
+                        f"in the bag); commanding them in twist_frame_id {cfg.twist_frame_id!r}")
     if engine.surprise_scale_source.startswith("checkpoint") and cfg.goal_energy_threshold >= engine.surprise_scale:
         warnings.append(
             f"goal_energy_threshold {cfg.goal_energy_threshold:g} is not below this model's one-step latent "

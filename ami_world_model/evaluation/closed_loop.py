@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List
@@ -42,7 +41,6 @@ from typing import Any, Dict, List
 from ami_world_model.config import from_dict
 from ami_world_model.evaluation.report import (
     EpisodeRecord,
-    format_table,
     plot_distances,
     with_progress,
     write_gif,
@@ -191,36 +189,3 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         "realtime": bool(args.realtime), "verbose": bool(args.verbose), "random_baseline": not args.no_random,
         "planner_params": params,
     })
-
-
-def main(args: argparse.Namespace) -> int:
-    try:
-        cfg = config_from_args(args)
-        from ami_world_model.node_config import resolve_checkpoint
-
-        resolve_checkpoint(cfg.checkpoint)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"ami-wm eval: {e}", file=sys.stderr)
-        return 2
-    print(f"evaluating {cfg.checkpoint} on {', '.join(cfg.tasks)}: {cfg.episodes} episodes each from seed "
-          f"{cfg.seed}, {cfg.max_steps} ticks max, {'realtime' if cfg.realtime else 'lockstep'}",
-          file=sys.stderr, flush=True)
-    from ami_world_model.ros.eval_harness import evaluate  # rclpy: only the run itself needs it
-
-    try:
-        result = evaluate(cfg, args.domain_id)
-    except (RuntimeError, ValueError, OSError) as e:  # e.g. a checkpoint the sim cannot be driven with
-        print(f"ami-wm eval: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    summaries = result["summaries"]
-    out = Path(cfg.out)
-    write_results_json(result, out / "eval.json")
-    if args.record_into_checkpoint:
-        record_into_checkpoint(Path(result["checkpoint"]), summaries, result["protocol"])
-    if args.json:
-        print(json.dumps(json_object(summaries)))
-    else:
-        print(format_table(summaries))
-        print(f"success = within tolerance at the end of the episode; wall {result['wall_s']:.0f} s")
-        print("wrote " + ", ".join(list(result["files"].values()) + [str(out / "eval.json")]))
-    return 0

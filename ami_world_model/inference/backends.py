@@ -15,6 +15,7 @@ from typing import List, Optional, Union
 
 import torch
 
+from ami_world_model.config import BACKENDS
 from ami_world_model.inference import onnx_io
 from ami_world_model.inference.base import Backend
 from ami_world_model.inference.errors import BackendError
@@ -28,7 +29,7 @@ from ami_world_model.planning.config import PlannerConfig
 
 log = logging.getLogger(__name__)
 
-KINDS = ("auto", "tensorrt", "onnxruntime", "torch")
+KINDS = BACKENDS  # one list, in ami_world_model/config.py
 
 __all__ = ["KINDS", "Backend", "BackendError", "available_kinds", "default_cache_dir", "default_max_batch",
            "make_backend"]

@@ -1,5 +1,14 @@
-"""The node benchmarks' ROS side (``bench/node.py`` has the figures' definitions and the command line):
-image message -> model input time, end-to-end latency over DDS, memory growth.
+"""Node benchmarks (the "node" section of ``ami-wm bench``): image message -> model input time, end-to-end
+latency over DDS, memory growth.
+
+``run(quick)`` returns ``image_to_tensor_640x480_ms`` and the end-to-end ``e2e_latency_p50_ms`` /
+``e2e_latency_p95_ms``: a 640x480 rgb8 frame published at 30 Hz by a peer node -> the command planned from that
+frame received back by the peer (real DDS, both nodes in this process on an executor; the frame is identified
+by its header stamp). The latency includes the wait for the next control tick. The memory check (RSS after N
+minutes vs after 1 minute) runs only on request:
+
+    python -m ami_world_model.ros.bench_node --long            # 10 minutes at 30 Hz
+    python -m ami_world_model.ros.bench_node --long --minutes 3
 
 The rig talks to planner_node only as any client does: the camera and goal topics, the command topic, the
 public ``~/status`` (which frame each command was planned from, and the command's stamp) and the lifecycle
@@ -7,6 +16,7 @@ public ``~/status`` (which frame each command was planned from, and the command'
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import tempfile
@@ -191,3 +201,25 @@ def memory_growth(minutes: float = 10.0, rate_hz: float = 30.0) -> Dict[str, Any
         return _with_ros(body)
 
 
+def run(quick: bool = False) -> Dict[str, Any]:
+    """The figures for ``ami-wm bench``: conversion time and end-to-end latency (no memory run)."""
+    out: Dict[str, Any] = {"image_to_tensor_640x480_ms": round(image_to_tensor_ms(50 if quick else 300), 3)}
+    out.update(e2e_latency(90 if quick else 600))
+    return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--long", action="store_true", help="also run the memory check (default 10 minutes)")
+    p.add_argument("--minutes", type=float, default=10.0, help="length of the memory run")
+    p.add_argument("--quick", action="store_true")
+    a = p.parse_args(argv)
+    res = run(quick=a.quick)
+    if a.long:
+        res.update(memory_growth(a.minutes))
+    print(json.dumps(res, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

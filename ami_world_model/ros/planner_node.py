@@ -252,7 +252,7 @@ class PlannerNode(LifecycleNode):
             if core is None:
                 return
             try:
-                frame = convert(msg, *core.engine.image_hw)
+                frame = convert(msg, *core.engine.image_hw, crop=core.engine.crop)
             except Exception as exc:  # noqa: BLE001 - bad input never stops the node
                 core.reject("image", exc)
                 return
@@ -271,7 +271,7 @@ class PlannerNode(LifecycleNode):
             if self.core is None:
                 return
             try:
-                goal = conversions.image_msg_to_input(msg, *self.core.engine.image_hw)
+                goal = conversions.image_msg_to_input(msg, *self.core.engine.image_hw, crop=self.core.engine.crop)
             except Exception as exc:  # noqa: BLE001
                 self.core.reject("goal", exc)
                 return

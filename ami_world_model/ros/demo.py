@@ -12,7 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from ami_world_model.node_config import BACKENDS, DEFAULT_CHECKPOINT
+from ami_world_model.evaluation.closed_loop import EvalConfig, write_results_json
+from ami_world_model.evaluation.report import format_table
+from ami_world_model.node_config import BACKENDS, DEFAULT_CHECKPOINT, resolve_checkpoint
+from ami_world_model.ros.eval_harness import evaluate
 
 DEMO_SEED = 90_000  # held out: collection and training use small seeds (0, 1, ... per episode)
 
@@ -28,11 +31,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ami_world_model.evaluation.closed_loop import EvalConfig, write_results_json
-    from ami_world_model.evaluation.report import format_table
-    from ami_world_model.node_config import resolve_checkpoint
-    from ami_world_model.ros.eval_harness import evaluate  # rclpy: only the run itself needs it
-
     try:
         path = resolve_checkpoint(args.checkpoint)
     except FileNotFoundError:
