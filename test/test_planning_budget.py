@@ -39,7 +39,7 @@ def test_very_slow_rollout_cuts_iterations_after_samples():
 def test_overhead_is_taken_off_the_deadline():
     free = choose_budget(linear_cost(1.5e-4), deadline_s=0.06, max_samples=64, max_iterations=4)
     busy = choose_budget(linear_cost(1.5e-4), deadline_s=0.06, max_samples=64, max_iterations=4, overhead_s=0.02)
-    assert free.num_samples == 64 and busy.num_samples < 64 and busy.tick_s <= 0.054
+    assert free.num_samples == 64 and busy.num_samples < 64 and busy.tick_s <= 0.054 + 1e-12
 
 
 def test_deterministic_and_calls_each_size_once():
