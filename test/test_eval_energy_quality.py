@@ -88,4 +88,22 @@ def test_score_checkpoint_on_scripted_episodes(tmp_path):
         assert q["episodes"] == 2 and len(q["spearman_per_episode"]) == 2 and q["progress_steps"] > 0
         assert -1.0 <= q["spearman_mean"] <= 1.0 and 0.0 <= q["fall_fraction"] <= 1.0
         assert out[task]["seeds"] == [7, 8] and "stride_3" in out[task]
+    assert "pushing_stride_1" in out["push"] and "pushing_stride_1" not in out["reach"]
     assert out["reach"]["expert_success"] == 1.0  # 25 ticks are enough for the scripted reach
+
+
+def test_scripted_expert_pushes_the_block_to_its_goal():
+    from ami_world_model.sim.cell import SimCell
+    from ami_world_model.sim.scripted import scripted_trajectory
+
+    cell = SimCell()
+    try:
+        tr = scripted_trajectory(cell, "push", 300_001, max_steps=60)
+    finally:
+        cell.close()
+    assert tr.success and tr.distances_m[-1] < tr.distances_m[0] - 0.02
+    i = tr.first_block_move()
+    assert 0 < i < len(tr.distances_m) - 1
+    assert np.allclose(tr.block_xy[: i + 1], tr.block_xy[0], atol=1e-3)  # still before, moving after
+    assert np.linalg.norm(tr.block_xy[-1] - tr.block_xy[0]) > 0.02
+    assert tr.images.shape[0] == len(tr.distances_m) == tr.actions.shape[0] + 1

@@ -67,6 +67,12 @@ class ScriptedTrajectory:
     distances_m: np.ndarray  # [T+1] true distance to the goal per frame
     actions: np.ndarray  # [T, 2]
     success: bool
+    block_xy: np.ndarray  # [T+1, 2] block centre per frame
+
+    def first_block_move(self, moved_m: float = 1e-3) -> int:
+        """Index of the last frame before the block first moved more than ``moved_m`` (0 if it never did)."""
+        moved = np.linalg.norm(self.block_xy - self.block_xy[0], axis=1) > moved_m
+        return max(0, int(np.argmax(moved)) - 1) if moved.any() else 0
 
 
 def scripted_trajectory(
@@ -86,6 +92,7 @@ def scripted_trajectory(
     tol = cell.config.reach_tolerance_m if task == "reach" else cell.config.push_tolerance_m
     stop = tol / 2 if stop_m is None else stop_m
     images, dists, acts = [cell.render()], [cell.distance_to_goal()], []
+    blocks = [cell.block_position()[:2].copy()]
     for _ in range(max_steps):
         if dists[-1] <= stop:
             break
@@ -95,6 +102,8 @@ def scripted_trajectory(
         acts.append(a)
         images.append(cell.render())
         dists.append(cell.distance_to_goal())
+        blocks.append(cell.block_position()[:2].copy())
     cell.stop()
     return ScriptedTrajectory(task, int(seed), np.stack(images), goal.image, np.asarray(dists),
-                              np.asarray(acts, dtype=np.float64).reshape(-1, 2), bool(dists[-1] <= tol))
+                              np.asarray(acts, dtype=np.float64).reshape(-1, 2), bool(dists[-1] <= tol),
+                              np.stack(blocks))
