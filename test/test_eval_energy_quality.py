@@ -107,3 +107,14 @@ def test_scripted_expert_pushes_the_block_to_its_goal():
     assert np.allclose(tr.block_xy[: i + 1], tr.block_xy[0], atol=1e-3)  # still before, moving after
     assert np.linalg.norm(tr.block_xy[-1] - tr.block_xy[0]) > 0.02
     assert tr.images.shape[0] == len(tr.distances_m) == tr.actions.shape[0] + 1
+
+
+def test_candidate_ranking_runs_true_and_predicted_futures(tmp_path):
+    from ami_world_model.evaluation.candidate_ranking import candidate_ranking
+
+    stem = save_world_model(perturbed_tiny_model(1), tmp_path / "wm")
+    out = candidate_ranking(str(stem), tasks=("reach",), seeds=(9,), states_per_episode=1, candidates=6)
+    r = out["reach"]
+    assert r["encoded"]["states"] == 1 and r["predicted"]["states"] == 1 and r["candidates"] == 6
+    for kind in ("encoded", "predicted"):
+        assert r[kind]["spearman_mean"] is None or -1.0 <= r[kind]["spearman_mean"] <= 1.0
