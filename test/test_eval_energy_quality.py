@@ -118,3 +118,13 @@ def test_candidate_ranking_runs_true_and_predicted_futures(tmp_path):
     assert r["encoded"]["states"] == 1 and r["predicted"]["states"] == 1 and r["candidates"] == 6
     for kind in ("encoded", "predicted"):
         assert r[kind]["spearman_mean"] is None or -1.0 <= r[kind]["spearman_mean"] <= 1.0
+        assert r[kind]["pick_regret_m"] >= 0.0
+    assert r["random_pick_regret_m"] >= 0.0
+
+
+def test_pick_regret():
+    from ami_world_model.evaluation.candidate_ranking import pick_regret
+
+    true = np.array([0.05, 0.02, 0.04])
+    assert pick_regret(np.array([3.0, 1.0, 2.0]), true) == 0.0
+    assert pick_regret(np.array([1.0, 3.0, 2.0]), true) == pytest.approx(0.03)
