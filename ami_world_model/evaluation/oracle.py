@@ -96,6 +96,7 @@ class OracleEpisode:
     touched: bool  # the pusher touched the block at some tick
     stop_reason: str  # "goal_reached" (true distance within tolerance) or "max_steps"
     plan_s: List[float] = field(default_factory=list)  # wall time of each plan() call
+    plan_cpu_s: List[float] = field(default_factory=list)  # CPU time of each plan() call (load-independent)
     failure: str = ""
 
     def trace(self) -> EpisodeTrace:
@@ -142,14 +143,15 @@ def run_oracle_episode(
     goal_t = torch.from_numpy(goal_xy)
     distances = [cell.distance_to_goal()]
     blocks = [cell.block_position()[:2].tolist()]
-    touched, stop, plan_s = False, "max_steps", []
+    touched, stop, plan_s, plan_cpu = False, "max_steps", [], []
     action = np.zeros(spec.dim)
     steps = 0
     for tick in range(max_steps):
         if tick % every == 0:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             res = controller.plan(dynamics.root_state(), goal_t, dynamics, energy=energy)
             plan_s.append(time.perf_counter() - t0)
+            plan_cpu.append(time.process_time() - c0)
             action = res.actions[0].double().numpy()
         cell.apply_twist(*action)
         cell.step()
@@ -165,7 +167,7 @@ def run_oracle_episode(
             blocks[-1] = cell.block_position()[:2].tolist()
             break
     ep = OracleEpisode(task, int(seed), bool(cell.success()), distances[0], distances[-1], steps, distances,
-                       blocks, goal_xy.tolist(), bool(touched), stop, plan_s)
+                       blocks, goal_xy.tolist(), bool(touched), stop, plan_s, plan_cpu)
     ep.failure = classify_failure(ep.trace())
     return ep
 
@@ -173,12 +175,15 @@ def run_oracle_episode(
 def summarize_oracle(episodes: Sequence[OracleEpisode]) -> Dict[str, object]:
     """Success with its Wilson 95 % interval, final distances, plan times and failure reasons, for one task."""
     plans = [s for e in episodes for s in e.plan_s]
+    cpu = [s for e in episodes for s in e.plan_cpu_s]
     return {
         **{f"success_{k}": v for k, v in success_summary([e.success for e in episodes]).items()},
         "mean_final_distance_m": float(np.mean([e.final_distance_m for e in episodes])) if episodes else math.nan,
         "mean_steps": float(np.mean([e.steps for e in episodes])) if episodes else math.nan,
         "plan_s_p50": float(np.percentile(plans, 50)) if plans else math.nan,
         "plan_s_p95": float(np.percentile(plans, 95)) if plans else math.nan,
+        "plan_cpu_s_p50": float(np.percentile(cpu, 50)) if cpu else math.nan,
+        "plans": len(plans),
         "failures": count_reasons(e.failure for e in episodes),
         "seeds": [e.seed for e in episodes],
     }
