@@ -113,8 +113,9 @@ def test_candidate_ranking_runs_true_and_predicted_futures(tmp_path):
     from ami_world_model.evaluation.candidate_ranking import candidate_ranking
 
     stem = save_world_model(perturbed_tiny_model(1), tmp_path / "wm")
-    out = candidate_ranking(str(stem), tasks=("reach",), seeds=(9,), states_per_episode=1, candidates=6)
-    r = out["reach"]
+    out = candidate_ranking(str(stem), tasks=("push",), seeds=(9,), states_per_episode=1, candidates=6)
+    r = out["push"]
+    assert r["encoded_vs_tool"]["states"] == 1
     assert r["encoded"]["states"] == 1 and r["predicted"]["states"] == 1 and r["candidates"] == 6
     for kind in ("encoded", "predicted"):
         assert r[kind]["spearman_mean"] is None or -1.0 <= r[kind]["spearman_mean"] <= 1.0

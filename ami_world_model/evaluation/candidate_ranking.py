@@ -11,6 +11,8 @@ The oracle (``evaluation/oracle.py``) ranks with the true distance itself, i.e. 
 Push candidates that never touch the block tie on the true distance; the correlation then also counts how
 arbitrarily the energy orders them, so each state also reports the regret of the energy's pick: the true
 distance of its lowest-energy candidate minus the best candidate's, beside the regret of a random pick.
+For push, ``encoded_vs_tool`` correlates the same encoded energy with the TOOL's distance to where the goal
+image shows the tool: well above the block correlation means the latent mostly encodes the tool.
 """
 from __future__ import annotations
 
@@ -67,7 +69,7 @@ def candidate_ranking(
     out: Dict[str, Dict[str, Any]] = {}
     try:
         for task in tasks:
-            enc_rhos, pred_rhos, enc_reg, pred_reg, rand_reg = [], [], [], [], []
+            enc_rhos, pred_rhos, enc_reg, pred_reg, rand_reg, tool_rhos = [], [], [], [], [], []
             for seed in seeds:
                 expert = ScriptedExpert()
                 cell.reset(seed=seed, task=task)
@@ -92,6 +94,7 @@ def candidate_ranking(
                         for h in range(horizon_steps):
                             batch.step_twists(slots, acts[:, h], spec.dt_s)
                         true = np.linalg.norm(read(slots) - target, axis=1)  # [K]
+                        tool = np.linalg.norm(batch.ee_xy(slots) - goal.ee_position[:2], axis=1)  # [K]
                         finals = []
                         for s in slots:
                             with cell.bound_to(batch.slots[s]):
@@ -106,6 +109,7 @@ def candidate_ranking(
                             pred = model.rollout(ctx, torch.from_numpy(acts).float())[:, -1]  # [K, N, D]
                             e_pred = latent_energy(pred, z_goal, energy).numpy()
                         enc_rhos.append(spearman(e_enc, true))
+                        tool_rhos.append(spearman(e_enc, tool))
                         pred_rhos.append(spearman(e_pred, true))
                         enc_reg.append(pick_regret(e_enc, true))
                         pred_reg.append(pick_regret(e_pred, true))
@@ -113,6 +117,7 @@ def candidate_ranking(
                     cell.apply_twist(*expert.act(cell, goal))
                     cell.step()
             out[task] = {"encoded": _summary(enc_rhos, enc_reg), "predicted": _summary(pred_rhos, pred_reg),
+                         **({"encoded_vs_tool": _summary(tool_rhos, [])} if task == "push" else {}),
                          "random_pick_regret_m": float(np.mean(rand_reg)) if rand_reg else None,
                          "candidates": candidates, "horizon_steps": horizon_steps, "seeds": list(seeds)}
     finally:
