@@ -124,3 +124,55 @@ def write_gif(frames: List[np.ndarray], path: Path, fps: float = 8.0, scale: int
     path.parent.mkdir(parents=True, exist_ok=True)
     imageio.mimsave(path, big, duration=1.0 / fps, loop=0)
     return path
+
+
+# ---------------------------------------------------------------------- diagnostics (issue 13)
+def trace_from_record(rec: EpisodeRecord, block_xy: Optional[Sequence[Sequence[float]]] = None,
+                      goal_xy: Optional[Sequence[float]] = None, touched: Optional[bool] = None):
+    """The failure classifier's view of a closed-loop episode; push needs ``block_xy`` [T+1, 2] and ``goal_xy``
+    (the harness records them) to tell "never touched" and "wrong way" apart."""
+    from ami_world_model.evaluation.failure import EpisodeTrace
+
+    return EpisodeTrace(rec.task, rec.success, [rec.initial_distance_m] + list(rec.distances_m),
+                        rec.stop_reason or "max_steps", block_xy, goal_xy, touched)
+
+
+def diagnostic_summary(records: List[EpisodeRecord], traces: Optional[List[object]] = None) -> Dict[str, object]:
+    """Planner and random success with Wilson 95 % intervals, and the planner's failure reasons.
+
+    Args:
+        records: one task's episodes (planner and random).
+        traces: the planner episodes' ``EpisodeTrace`` in order (default: ``trace_from_record`` of each).
+    """
+    from ami_world_model.evaluation.failure import classify_failure, count_reasons
+    from ami_world_model.evaluation.stats import success_summary
+
+    planner = [r for r in records if r.policy == "planner"]
+    random = [r for r in records if r.policy == "random"]
+    traces = traces if traces is not None else [trace_from_record(r) for r in planner]
+    if len(traces) != len(planner):
+        raise ValueError(f"{len(traces)} traces for {len(planner)} planner episodes")
+    return {"planner": success_summary([r.success for r in planner]),
+            "random": success_summary([r.success for r in random]),
+            "failures": count_reasons(classify_failure(t) for t in traces)}
+
+
+def format_headline_table(rows: List[Dict[str, object]]) -> str:
+    """The issue's headline table. Each row: ``task``, ``mode`` ("fixed"/"deadline"), ``planner`` and
+    ``random`` (``stats.success_summary`` dicts), optional ``oracle`` (same), ``energy_spearman`` (float or
+    None), ``failures`` (``failure.count_reasons`` dict) and ``tick_p95_ms``."""
+    from ami_world_model.evaluation.stats import format_rate
+
+    head = (f"{'task':<6} {'mode':<9} {'planner [95% CI]':>17} {'random':>14} {'oracle':>14} {'energy rho':>10} "
+            f"{'tick p95':>8}  failures")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        rho = r.get("energy_spearman")
+        p95 = r.get("tick_p95_ms")
+        fails = ", ".join(f"{k} {v}" for k, v in (r.get("failures") or {}).items() if v and k != "success")
+        lines.append(
+            f"{r['task']:<6} {r.get('mode', '-'):<9} {format_rate(r['planner']):>17} "
+            f"{format_rate(r.get('random') or {}):>14} {format_rate(r.get('oracle') or {}):>14} "
+            f"{'-' if rho is None or math.isnan(rho) else format(rho, '.2f'):>10} "
+            f"{'-' if p95 is None or math.isnan(p95) else format(p95, '.0f') + ' ms':>8}  {fails or '-'}")
+    return "\n".join(lines)

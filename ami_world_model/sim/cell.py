@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Any, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -54,6 +55,19 @@ class Goal:
     image: np.ndarray  # [H, W, 3] uint8
     ee_position: np.ndarray  # [3] m, base_link
     block_position: np.ndarray  # [3] m, base_link
+
+
+@dataclass
+class CellSnapshot:
+    """The whole dynamic state of a cell: a copy of the physics (``MjData``: time, positions, velocities,
+    actuator and contact warm-start state) plus the servo's command state. ``SimCell.restore`` puts it back
+    exactly, so stepping from a snapshot repeats the same trajectory."""
+
+    data: Any  # mujoco.MjData
+    mode: str
+    twist: np.ndarray  # [3]
+    traj_t: Optional[np.ndarray]
+    traj_q: Optional[np.ndarray]
 
 
 class SimCell:
@@ -157,6 +171,34 @@ class SimCell:
         self.data.ctrl[:] = 0.0
         self.stop()
         mujoco.mj_forward(self.model, self.data)
+
+    def snapshot(self) -> CellSnapshot:
+        """Everything needed to come back to this instant (physics and commands), see ``restore``."""
+        data = mujoco.MjData(self.model)
+        mujoco.mj_copyData(data, self.model, self.data)
+        return CellSnapshot(data, self._mode, self._twist.copy(),
+                            None if self._traj_t is None else self._traj_t.copy(),
+                            None if self._traj_q is None else self._traj_q.copy())
+
+    def restore(self, snap: CellSnapshot) -> None:
+        """Return to a ``snapshot`` of this cell (the goal and appearance are not part of it)."""
+        mujoco.mj_copyData(self.data, self.model, snap.data)
+        self._mode, self._twist = snap.mode, snap.twist.copy()
+        self._traj_t = None if snap.traj_t is None else snap.traj_t.copy()
+        self._traj_q = None if snap.traj_q is None else snap.traj_q.copy()
+
+    @contextmanager
+    def bound_to(self, data: Any) -> Iterator[SimCell]:
+        """Read and step another ``MjData`` of this cell's model with this cell's servo loop, then come back.
+
+        This is how copies of the physics (candidate futures for a planner) are stepped with exactly the
+        dynamics the cell has; the cell's own physics and command state are untouched afterwards."""
+        saved = (self.data, self._mode, self._twist.copy(), self._traj_t, self._traj_q)
+        self.data = data
+        try:
+            yield self
+        finally:
+            self.data, self._mode, self._twist, self._traj_t, self._traj_q = saved
 
     def ik(self, x: float, y: float, lift: Optional[float] = None) -> Optional[np.ndarray]:
         """Joint positions putting the tool at (x, y) (elbow-right branch, the only one the limits allow).
