@@ -4,13 +4,12 @@
 
 A configure or activate that fails is reported and shuts the launch down with exit code 1, so no
 unconfigured planner is left running; so does a planner process that exits. Under a namespace the nodes'
-relative topics (camera/image_raw, servo_node/delta_twist_cmds, ...) resolve inside it.
+relative topics (camera/image_raw, servo_node/delta_twist_cmds, ...), the simulated cell's too, resolve
+inside it.
 The pip-path equivalent (no launch_ros needed) is `ami-wm run [--sim]`: same nodes, same YAML, one process.
 """
 import os
-import tempfile
 
-import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler, Shutdown
 from launch.events import matches_action
@@ -20,6 +19,7 @@ from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
+from ami_world_model.ros.params_file import namespace_free_params_file
 from launch import LaunchDescription
 
 ARGUMENTS = [  # name, default, description. An empty default keeps the value in config_file.
@@ -36,12 +36,6 @@ ARGUMENTS = [  # name, default, description. An empty default keeps the value in
 ]
 OVERRIDABLE = ("camera_topic", "goal_topic", "output_mode", "checkpoint", "backend")
 BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
-# YAML keys whose parameters apply to planner_node in any namespace; plain node names apply only at the root.
-NAMESPACE_FREE_KEYS = ("/**", "/**/planner_node")
-ROOT_ONLY_KEYS = ("planner_node", "/planner_node")
-# sim_cell_node publishes these absolute names; under a namespace they are moved into it like the planner's.
-SIM_REMAPS = [("/camera/image_raw", "camera/image_raw"), ("/camera/camera_info", "camera/camera_info"),
-              ("/joint_states", "joint_states")]
 SIM_GOAL_TOPIC = "sim_cell_node/goal_image"  # the simulated cell's latched goal image, relative: namespaced too
 
 
@@ -55,32 +49,6 @@ def parse_bool(name: str, text: str) -> bool:
     if value is None:
         raise LaunchArgumentError(f"launch argument {name}:={text!r} is not a boolean; use one of {sorted(BOOLEANS)}")
     return value
-
-
-def planner_section(params: dict) -> tuple:
-    """(key, ros__parameters) of the planner's section in a parameters file, preferring namespace-free keys."""
-    for key in NAMESPACE_FREE_KEYS + ROOT_ONLY_KEYS:
-        section = params.get(key)
-        if isinstance(section, dict) and isinstance(section.get("ros__parameters"), dict):
-            return key, section["ros__parameters"]
-    raise LaunchArgumentError(f"no planner_node section in the parameters file; expected one of the keys "
-                              f"{list(NAMESPACE_FREE_KEYS + ROOT_ONLY_KEYS)} with ros__parameters")
-
-
-def namespace_free_params_file(path: str, namespace: str) -> tuple:
-    """(file the planner can load in ``namespace``, its ros__parameters).
-
-    A file keyed by the plain node name (``planner_node:``) is silently ignored by a namespaced node, so under a
-    namespace such a file is rewritten to a temporary copy keyed ``/**:``; other files are used as they are.
-    """
-    with open(path) as f:
-        params = yaml.safe_load(f) or {}
-    key, section = planner_section(params)
-    if key in NAMESPACE_FREE_KEYS or not namespace.strip("/"):
-        return path, section
-    with tempfile.NamedTemporaryFile("w", prefix="planner_params_", suffix=".yaml", delete=False) as out:
-        yaml.safe_dump({"/**": {"ros__parameters": section}}, out)
-    return out.name, section
 
 
 def _nodes(context):
@@ -107,7 +75,7 @@ def _nodes(context):
                       "twist_topic": section.get("twist_topic", defaults.twist_topic),
                       "trajectory_topic": section.get("trajectory_topic", defaults.trajectory_topic)}
         entities.insert(0, Node(package="ami_world_model", executable="sim_cell_node", name="sim_cell_node",
-                                namespace=namespace, output="screen", parameters=[sim_params], remappings=SIM_REMAPS))
+                                namespace=namespace, output="screen", parameters=[sim_params]))
     return entities
 
 

@@ -70,9 +70,12 @@ def test_bad_boolean_argument_names_the_values():
 
 
 def test_params_file_applies_under_a_namespace(tmp_path):
+    # the launch file and `ami-wm run --namespace` share ros/params_file.py
     import yaml
 
-    mod = _load_launch_module()
+    from ami_world_model.ros import params_file as mod
+
+    assert "from ami_world_model.ros.params_file import namespace_free_params_file" in LAUNCH.read_text()
     section = {"checkpoint": "models/default", "joint_names": []}
     old = tmp_path / "old.yaml"  # keyed by the node name: a namespaced node would silently ignore it
     old.write_text(yaml.safe_dump({"planner_node": {"ros__parameters": section}}))
@@ -85,7 +88,7 @@ def test_params_file_applies_under_a_namespace(tmp_path):
     assert mod.namespace_free_params_file(str(new), "arm1") == (str(new), section)
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump({"camera_node": {"ros__parameters": section}}))
-    with pytest.raises(mod.LaunchArgumentError, match="no planner_node section"):
+    with pytest.raises(mod.ParamsFileError, match="no planner_node section"):
         mod.namespace_free_params_file(str(other), "arm1")
 
 
@@ -122,10 +125,11 @@ def test_ami_wm_run_mirrors_the_launch_arguments():
     p = argparse.ArgumentParser()
     run.add_arguments(p)
     flags = {a.dest for a in p._actions}
-    for name in REQUIRED_ARGS - {"config_file", "use_sim", "namespace"}:  # one process: no namespace flag yet
+    for name in REQUIRED_ARGS - {"config_file", "use_sim"}:  # those two are --config and --sim
         assert name in flags, f"`ami-wm run` lacks --{name.replace('_', '-')}"
     assert {"config", "sim"} <= flags
     args = p.parse_args(["--checkpoint", "x", "--param", "control_rate_hz:=20.0", "--param", "joint_names:=[a, b]"])
+    assert args.namespace == "" and p.parse_args(["--namespace", "arm1"]).namespace == "arm1"
     pytest.importorskip("rclpy", reason="rclpy wheels not installed")
     values = {q.name: q.value for q in run.parse_overrides(args)}
     assert values == {"checkpoint": "x", "control_rate_hz": 20.0, "joint_names": ["a", "b"]}
@@ -147,3 +151,9 @@ def test_ami_wm_run_configures_and_activates(tmp_path):
     bad = subprocess.run([str(exe), "run", "--duration", "1", "--checkpoint", str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=120, env=dict(os.environ), cwd=tmp_path)
     assert bad.returncode == 1 and "configure failed" in bad.stdout + bad.stderr
+    # the same with the simulated cell up and under a namespace: exit 1, the sim does not keep the process alive
+    bad = subprocess.run([str(exe), "run", "--sim", "--namespace", "arm_bad", "--duration", "30", "--checkpoint",
+                          str(tmp_path / "nope")], capture_output=True, text=True, timeout=120, env=dict(os.environ),
+                         cwd=tmp_path)
+    out = bad.stdout + bad.stderr
+    assert bad.returncode == 1 and "configure failed" in out and "planner_node active" not in out, out[-3000:]

@@ -214,3 +214,51 @@ def test_servo_switch_retries_until_ready_and_checks_the_answer():
         ex.shutdown()
         node.destroy_node()
         server.destroy_node()
+
+
+def test_without_servo_command_type_a_humble_servo_is_started(monkeypatch, capfd):
+    # Humble's Servo has no switch_command_type: it needs <servo>/start_servo (std_srvs/Trigger). A real Trigger
+    # service, in a namespace, stands in for Servo's; ServoCommandType is made unavailable as on Humble (here
+    # moveit_msgs has no wheel anyway, but a machine with Jazzy's would otherwise take the other branch).
+    from rclpy.executors import SingleThreadedExecutor
+    from std_srvs.srv import Trigger
+
+    from ami_world_model.ros import servo
+
+    monkeypatch.setattr(servo, "servo_command_type", lambda: None)
+    node = rclpy.create_node("humble_probe", namespace="cell3")
+    server = rclpy.create_node("servo_node", namespace="cell3")
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    ex.add_node(server)
+    calls = []
+    try:
+        switch = servo.ServoTwistSwitch(node, "servo_node/switch_command_type", retry_s=0.1, timeout_s=5.0)
+        assert switch.starts_servo and switch.service == "/cell3/servo_node/start_servo"
+
+        def handle(req, resp):
+            calls.append(1)
+            resp.success, resp.message = True, "Servo started"
+            return resp
+
+        server.create_service(Trigger, "~/start_servo", handle)
+        switch.start()
+        end = time.monotonic() + 5.0
+        while switch.result is None and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.02)
+        assert switch.result is True and calls == [1]
+        # no start service (a Jazzy Servo, the simulated cell): a logged, non-fatal outcome
+        other = servo.ServoTwistSwitch(node, "/cell4/servo_node/switch_command_type", retry_s=0.05, timeout_s=0.3)
+        other.start()
+        end = time.monotonic() + 3.0
+        while other.result is None and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.02)
+        assert other.result is False and calls == [1]
+        # the hints name the resolved services, not the raw relative name
+        err = capfd.readouterr().err
+        assert "ros2 service call /cell3/servo_node/switch_command_type moveit_msgs/srv/ServoCommandType" in err
+        assert "/cell4/servo_node/start_servo not available" in err
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        server.destroy_node()

@@ -1,4 +1,5 @@
-"""`ami-wm run --sim` (the pip-path launch) in its own process: the shipped model drives the simulated cell.
+"""`ami-wm run --sim --namespace` (the pip-path launch) in its own process: the shipped model drives the
+simulated cell, both inside the namespace.
 
 The test listens over DDS from this process: the planner must send non-zero twists to the sim (the goal is
 the sim's latched goal image, wired by `--sim`), and on shutdown exactly one zero after them."""
@@ -19,6 +20,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 pytestmark = pytest.mark.ros
 ROOT = Path(__file__).resolve().parents[1]
 EXE = Path(sys.executable).with_name("ami-wm")
+NS = "run_sim_ns"
 
 
 def test_run_sim_moves_the_arm(tmp_path):
@@ -27,13 +29,13 @@ def test_run_sim_moves_the_arm(tmp_path):
     if not (ROOT / "models" / "default.json").exists():
         pytest.skip("the shipped model models/default is missing")
     log = open(tmp_path / "run.log", "w")
-    proc = subprocess.Popen([str(EXE), "run", "--sim", "--duration", "120"], cwd=ROOT,
+    proc = subprocess.Popen([str(EXE), "run", "--sim", "--namespace", NS, "--duration", "120"], cwd=ROOT,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     rclpy.init()
     node = rclpy.create_node("run_sim_peer")
     cmds = []
-    node.create_subscription(TwistStamped, "/servo_node/delta_twist_cmds", cmds.append,
+    node.create_subscription(TwistStamped, f"/{NS}/servo_node/delta_twist_cmds", cmds.append,
                              QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
     try:
         end = time.monotonic() + 60.0

@@ -214,3 +214,27 @@ def test_in_process_lockstep_with_sim_time(context):
         probe.executor.remove_node(sim)
         sim.destroy_node()
         probe.close()
+
+
+def test_topics_are_relative_and_move_into_a_namespace(context):
+    # as a camera driver's and Servo's: under a namespace the cell's topics move with the planner's; /clock stays
+    from ami_world_model.ros.sim_cell_node import SimCellNode
+
+    sim = SimCellNode(node_name="sim_ns", namespace="arm7", autostep=False, context=context)
+    probe = Probe(context)
+    images = []
+    probe.node.create_subscription(Image, "/arm7/camera/image_raw", images.append, qos_profile_sensor_data)
+    probe.executor.add_node(sim)
+    try:
+        pubs = {name for name, _ in sim.get_publisher_names_and_types_by_node("sim_ns", "/arm7")}
+        subs = {name for name, _ in sim.get_subscriber_names_and_types_by_node("sim_ns", "/arm7")}
+        assert {"/arm7/camera/image_raw", "/arm7/camera/camera_info", "/arm7/joint_states", "/clock",
+                "/arm7/sim_ns/goal_image"} <= pubs
+        assert {"/arm7/servo_node/delta_twist_cmds", "/arm7/joint_trajectory_controller/joint_trajectory"} <= subs
+        assert "/camera/image_raw" not in pubs
+        # and over DDS: frames arrive on the namespaced name
+        assert probe.spin_until(lambda: (sim.advance(1), len(images) > 0)[1], timeout=20)
+    finally:
+        probe.executor.remove_node(sim)
+        sim.destroy_node()
+        probe.close()

@@ -9,6 +9,7 @@ from typing import Callable, List, Optional
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecyclePublisher
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
@@ -41,6 +42,19 @@ def spin_until_signal(make_node: Callable[[], Node], args: Optional[List[str]] =
         if rclpy.ok():
             rclpy.shutdown()
     return 0
+
+
+def destroy_entities(node: Node, entities: list, publishers: list) -> None:
+    """Destroy what a configure created: its subscriptions and services (timers and clients are the caller's),
+    and its publishers, lifecycle or plain."""
+    destroy = {"Subscription": node.destroy_subscription, "Service": node.destroy_service}
+    for ent in entities:
+        destroy.get(type(ent).__name__, lambda x: None)(ent)
+    for pub in publishers:
+        if isinstance(pub, LifecyclePublisher):
+            node.destroy_lifecycle_publisher(pub)
+        else:
+            node.destroy_publisher(pub)
 
 
 def guard_change_state(node: Node) -> None:

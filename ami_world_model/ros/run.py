@@ -2,9 +2,10 @@
 
 The equivalent of ``ros2 launch ami_world_model planner.launch.py`` for installs without launch_ros: the
 same nodes and the same YAML, composed by hand on rclpy executors in one process; the planner is
-configured and activated here, as the launch file does with lifecycle events.
+configured and activated here, as the launch file does with lifecycle events. A configure or activate that
+fails is logged and the command exits 1 (no unconfigured planner is left running), as the launch does.
 
-    ami-wm run --sim --checkpoint models/default --param control_rate_hz:=10.0
+    ami-wm run --sim --namespace arm1 --checkpoint models/default --param control_rate_hz:=10.0
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any, List, Optional
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-SIM_GOAL_TOPIC = "/sim_cell_node/goal_image"  # sim_cell_node's latched goal image (~/goal_image)
+SIM_GOAL_TOPIC = "sim_cell_node/goal_image"  # sim_cell_node's latched goal image (~/goal_image), namespaced too
 
 
 def default_config() -> Path:
@@ -34,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=None, help="planner_node parameters YAML "
                    "(default: config/planner.yaml of the install or the repository)")
     p.add_argument("--sim", action="store_true", help="also start sim_cell_node (the simulated cell)")
+    p.add_argument("--namespace", default="", help="ROS namespace of the planner and the simulated cell "
+                   "(empty: the root namespace); relative topics resolve inside it")
     p.add_argument("--checkpoint", default=None, help="world-model checkpoint (overrides the YAML)")
     p.add_argument("--backend", default=None, help="auto | torch | onnxruntime | tensorrt")
     p.add_argument("--output-mode", default=None, help="servo_twist | joint_trajectory")
@@ -69,14 +72,20 @@ def main(args: argparse.Namespace) -> int:
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
 
+    from ami_world_model.ros.params_file import namespace_free_params_file
     from ami_world_model.ros.planner_node import PlannerNode, init_keeping_context
 
     config = args.config or default_config()
     if not config.exists():
         print(f"parameters file {config} not found")
         return 2
+    try:  # a file keyed `planner_node:` would be silently ignored under a namespace (as in the launch file)
+        params_file, _ = namespace_free_params_file(str(config), args.namespace)
+    except (OSError, ValueError) as exc:
+        print(f"parameters file {config}: {exc}")
+        return 2
     sim_time = bool(args.use_sim_time or args.sim)
-    stop = init_keeping_context(["--ros-args", "--params-file", str(config)])  # outlives ^C: the stop zero goes out
+    stop = init_keeping_context(["--ros-args", "--params-file", params_file])  # outlives ^C: the stop zero goes out
     # The planner spins on its own single-threaded executor in a background thread, as `planner_node` does
     # on its main thread: on 2 cores rclpy's MultiThreadedExecutor starved its camera subscription (it took 47 of
     # 300 frames at 30 Hz where the single-threaded one took 233). The sim node spins here, on the main
@@ -89,12 +98,15 @@ def main(args: argparse.Namespace) -> int:
         # With the simulated cell, its latched goal image is the goal unless --goal-topic/--param says otherwise.
         sim_goal = [Parameter("goal_topic", value=SIM_GOAL_TOPIC)] if args.sim else []
         overrides = sim_goal + parse_overrides(args) + [Parameter("use_sim_time", value=sim_time)]
-        planner = PlannerNode(parameter_overrides=overrides)
+        planner = PlannerNode(namespace=args.namespace, parameter_overrides=overrides)
         planner_exec.add_node(planner)
         if args.sim:
             from ami_world_model.ros.sim_cell_node import SimCellNode
 
-            sim = SimCellNode(parameter_overrides=[Parameter("use_sim_time", value=sim_time)])
+            # the cell listens where the planner commands, as in the launch file
+            topics = [Parameter(n, value=planner.get_parameter(n).value) for n in ("twist_topic", "trajectory_topic")]
+            sim = SimCellNode(namespace=args.namespace,
+                              parameter_overrides=[Parameter("use_sim_time", value=sim_time), *topics])
             sim_exec.add_node(sim)
         thread.start()
         if not args.no_activate:

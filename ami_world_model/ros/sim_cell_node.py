@@ -1,14 +1,19 @@
 """sim_cell_node: the simulated cell behind the same ROS 2 interfaces as a real cell with MoveIt Servo and a
 JointTrajectoryController, so the planner node cannot tell the difference.
 
-Publishes  /camera/image_raw (sensor_msgs/Image rgb8, sensor-data QoS), /camera/camera_info, /joint_states
+Publishes  camera/image_raw (sensor_msgs/Image rgb8, sensor-data QoS), camera/camera_info, joint_states
            at ``rate_hz``; /clock (sim time) every servo tick; ~/goal_image (latched) after every reset.
-Subscribes /servo_node/delta_twist_cmds (geometry_msgs/TwistStamped, reliable): a command is used while
+Subscribes servo_node/delta_twist_cmds (geometry_msgs/TwistStamped, reliable): a command is used while
            ``now - header.stamp < command_timeout_s`` (Servo's incoming_command_timeout); without a fresh one
-           the arm stops. /joint_trajectory_controller/joint_trajectory (trajectory_msgs/JointTrajectory):
+           the arm stops. joint_trajectory_controller/joint_trajectory (trajectory_msgs/JointTrajectory):
            positions by joint name, as a Jazzy JTC: an empty trajectory is rejected ("Empty trajectory
            received."), it does not stop anything; a one-point trajectory to the current position does.
 Services   ~/reset (std_srvs/Trigger): new start and goal from the ``seed`` and ``task`` parameters.
+
+Names are relative, as a camera driver's, robot_state_publisher's and Servo's are: in the root namespace they
+are /camera/image_raw, /servo_node/delta_twist_cmds, ...; under a namespace (``ami-wm run --namespace arm1``,
+``namespace:=arm1`` in the launch file) they move into it with the planner's. /clock stays global (ROS's
+use_sim_time listens there in every namespace).
 
 Time: with ``use_sim_time`` true every stamp is sim time (the same as on /clock, monotonic across resets);
 otherwise stamps are the node's (wall) clock and the sim runs in real time. Physics advances on a steady
@@ -47,8 +52,8 @@ PARAMS = {
     "randomize": (False, "randomise lighting, colours and camera pose at reset"),
     "command_timeout_s": (0.1, "twist commands older than this are stale (MoveIt Servo incoming_command_timeout)"),
     "autostep": (True, "advance physics on a wall timer; false: an in-process owner calls advance()"),
-    "twist_topic": ("/servo_node/delta_twist_cmds", "TwistStamped command topic"),
-    "trajectory_topic": ("/joint_trajectory_controller/joint_trajectory", "JointTrajectory command topic"),
+    "twist_topic": ("servo_node/delta_twist_cmds", "TwistStamped command topic"),
+    "trajectory_topic": ("joint_trajectory_controller/joint_trajectory", "JointTrajectory command topic"),
     "camera_frame_id": ("camera_optical_frame", "frame_id of images and camera_info"),
 }
 ACCEPTED_TWIST_FRAMES = ("base_link", "world", "")
@@ -91,9 +96,9 @@ class SimCellNode(Node):
         self.commands_received = 0
         self.rejected_trajectories = 0  # trajectories a JTC would reject (empty, unknown joints, ...)
 
-        self._pub_image = self.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
-        self._pub_info = self.create_publisher(CameraInfo, "/camera/camera_info", qos_profile_sensor_data)
-        self._pub_joints = self.create_publisher(JointState, "/joint_states", 10)
+        self._pub_image = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+        self._pub_info = self.create_publisher(CameraInfo, "camera/camera_info", qos_profile_sensor_data)
+        self._pub_joints = self.create_publisher(JointState, "joint_states", 10)
         self._pub_clock = self.create_publisher(ClockMsg, "/clock", 10)
         latched = QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL

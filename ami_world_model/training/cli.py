@@ -45,6 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     bag.add_argument("--state-topic", default=None)
     bag.add_argument("--tolerance-s", type=float, default=None)
     bag.add_argument("--frame-skip", type=int, default=1, help="keep every k-th frame (actions averaged)")
+    bag.add_argument("--image-crop", default=None, help="before the resize: none, center or x,y,w,h (set the "
+                     "node's image_crop to the same)")
+    bag.add_argument("--action-frame-id", default=None, help="expected frame_id of the action headers "
+                     "(default: recorded from them)")
 
 
 def load_data(args: argparse.Namespace, image: ImageSpec) -> EpisodeSet:
@@ -54,7 +58,7 @@ def load_data(args: argparse.Namespace, image: ImageSpec) -> EpisodeSet:
         from ami_world_model.data.bags import BagSpec, load_episodes  # lazy: rosbags only for bag input
 
         kw = {"image_size": [image.height, image.width], "frame_skip": args.frame_skip}
-        for name in ("image_topic", "action_topic", "state_topic", "tolerance_s"):
+        for name in ("image_topic", "action_topic", "state_topic", "tolerance_s", "image_crop", "action_frame_id"):
             if getattr(args, name) is not None:
                 kw[name] = getattr(args, name)
         if args.action_fields:
