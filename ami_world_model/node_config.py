@@ -115,6 +115,14 @@ class PlannerNodeConfig:
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     planner_deadline_fraction: float = param(
         0.8, "Planning deadline as a fraction of the control period.", lo=0.05, hi=1.0)
+    planner_fixed_budget: bool = param(
+        False, "Run all planner.iterations x planner.num_samples every tick with no wall-clock deadline "
+        "(evaluation: the same result on any machine; a slow machine then sends late commands). False: the "
+        "robot's mode, the search stops at planner_deadline_fraction of the period.")
+    planner_autosize: bool = param(
+        True, "Deadline mode: at configure, time a planner-sized batched rollout and cut planner.num_samples "
+        "(then iterations; top_k in proportion) so a tick fits the deadline; never above the configured "
+        "budget. The choice is logged and reported on ~/status and /diagnostics.")
     # --- observability ---
     diagnostics_rate_hz: float = param(1.0, "/diagnostics publish rate (every lifecycle state).",
                                        lo=0.1, hi=50.0)

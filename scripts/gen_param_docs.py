@@ -127,6 +127,12 @@ def render_markdown() -> str:
         "| `last_command_stamp_ns` | header stamp of the newest command published (match it to the command) |",
         "| `commands_sent`, `zero_commands_sent` | commands published, of which stops |",
         "| `backend` | the inference backend in use |",
+        "| `planner_budget` | the search in use: `mode` (`deadline`, the robot's; `fixed`: every iteration, no"
+        " deadline, `planner_fixed_budget`), `method`, `num_samples`, `iterations`, `top_k`, `horizon_steps`,"
+        " `deadline_s` (null in fixed mode), `configured_num_samples`, `configured_iterations`, `autosize` (`off`,"
+        " `not_run`, `kept`, `reduced`, `too_slow`) and, when auto-sized, `measured_iteration_s` (median of one"
+        " batched rollout at `num_samples`), `overhead_s` (encode + one-step prediction) and `predicted_tick_s`."
+        " `/diagnostics` carries the same values as `planner_<key>` |",
         "",
         "Keys other than `lifecycle_state`, `stamp_ns` and `safety_state` are present only while configured.",
         "",

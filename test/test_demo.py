@@ -30,6 +30,10 @@ def test_demo_runs_both_tasks_and_says_where(tmp_path, capsys):
     lines = text.splitlines()
     assert any(ln.split()[:2] == ["reach", "1"] for ln in lines)
     assert any(ln.split()[:2] == ["push", "1"] for ln in lines)
+    # the robot's mode, and the budget it ran (as the planner node reported it on ~/status)
+    assert "planner mode deadline" in text
+    assert any(ln.startswith("planner deadline: cem ") and "samples x" in ln and "deadline 80 ms" in ln
+               for ln in lines)
     for name in ("distance.png", "episodes.gif", "demo.json"):
         assert (out / name).stat().st_size > 0
         assert str(out / name) in text

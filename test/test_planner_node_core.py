@@ -99,3 +99,27 @@ def test_model_error_and_status_use_the_one_enum(tmp_path):
     assert c.tick() == [] and c.reason is StopReason.MODEL_ERROR and c.rejected["image"] == 1
     st = c.status()
     assert st["safety_state"] == "model_error" and st["latched"] == "" and st["goal_count"] == 1
+
+
+def test_the_planner_budget_is_logged_and_reported(tmp_path):
+    """The search in use (auto-sized at configure in deadline mode) is logged once and reported on ~/status
+    (planner_budget) and /diagnostics (planner_*)."""
+    cfg = PlannerNodeConfig(backend="torch", planner=PlannerConfig(num_samples=16, iterations=2, horizon_steps=2,
+                                                                   top_k=4), **QUIET)
+    engine = PlanningEngine(cfg, save_tiny(tmp_path / "t"))
+    engine.warm_up()  # deadline mode, auto-sizing on: measured here, whatever it picks
+    logs = []
+    c = Commander(cfg, engine, [], stamp_ns=lambda: 1, log=lambda level, msg: logs.append((level, msg)),
+                  now_s=Clock())
+    assert logs[0][0] == "info" and logs[0][1].startswith("planner budget (deadline mode): cem ")
+    b = c.status()["planner_budget"]
+    assert b["mode"] == "deadline" and b["autosize"] in ("kept", "reduced", "too_slow")
+    assert b["num_samples"] <= 16 and b["iterations"] <= 2 and b["deadline_s"] == pytest.approx(0.08)
+    assert b["measured_iteration_s"] > 0 and b["predicted_tick_s"] > 0
+    d = c.diagnostic_values()
+    assert d["planner_mode"] == "deadline" and d["planner_num_samples"] == str(b["num_samples"])
+    assert d["planner_autosize"] == b["autosize"] and float(d["planner_deadline_s"]) == pytest.approx(0.08)
+    fixed = PlannerNodeConfig(backend="torch", planner_fixed_budget=True, **QUIET)
+    f = Commander(fixed, PlanningEngine(fixed, save_tiny(tmp_path / "f")), [], stamp_ns=lambda: 1, now_s=Clock())
+    assert f.diagnostic_values()["planner_deadline_s"] == "none"
+    assert f.status()["planner_budget"]["autosize"] == "off"

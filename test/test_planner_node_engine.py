@@ -148,3 +148,98 @@ def test_image_crop_is_parsed_once_and_bad_values_fail_the_config(tmp_path):
     assert PlanningEngine(_cfg(image_crop="0,10,64,48"), save_tiny(tmp_path / "r")).crop == (0, 10, 64, 48)
     with pytest.raises(ConfigError, match="image_crop"):
         _cfg(image_crop="left half")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class SlowBackend:
+    """The engine's real backend, but every predictor call advances a fake clock by ``per_sample_s`` per
+    candidate (and every encode by ``encode_s``): a machine that is slower in a known way, no wall time."""
+
+    def __init__(self, inner, clock: FakeClock, per_sample_s: float, encode_s: float = 1e-3) -> None:
+        self.inner, self.clock, self.per_sample_s, self.encode_s = inner, clock, per_sample_s, encode_s
+        self.batches = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def encode(self, x):
+        self.clock.t += self.encode_s
+        return self.inner.encode(x)
+
+    def next(self, z, actions, states=None):
+        self.batches.append(z.shape[0])
+        self.clock.t += self.per_sample_s * z.shape[0]
+        return self.inner.next(z, actions, states)
+
+
+def _sized_engine(tmp_path, name, per_sample_s, **kw):
+    """An engine planning 32 x 4 (top 8; H = 2) at 10 Hz, deadline 80 ms, auto-sized on a backend that costs
+    ``per_sample_s`` per candidate and model step."""
+    planner = PlannerConfig(num_samples=32, iterations=4, top_k=8, horizon_steps=2)
+    e = PlanningEngine(PlannerNodeConfig(backend="torch", planner=planner, control_rate_hz=10.0, **kw),
+                       save_tiny(tmp_path / name))
+    clock = FakeClock()
+    e.backend = SlowBackend(e.backend, clock, per_sample_s)
+    e.warm_up(clock=clock)
+    return e
+
+
+def test_autosize_picks_fewer_samples_when_a_rollout_is_slower(tmp_path):
+    fast = _sized_engine(tmp_path, "fast", 1e-5)  # 32 x 2 steps: 0.6 ms an iteration, 4 fit in 80 ms
+    slow = _sized_engine(tmp_path, "slow", 4e-4)  # 26 ms an iteration at 32: 4 do not fit
+    slower = _sized_engine(tmp_path, "slower", 8e-4)
+    assert fast.budget_info()["autosize"] == "kept" and fast.controller.cfg.num_samples == 32
+    assert fast.controller.cfg == fast.cfg.planner
+    assert 8 <= slower.planner_cfg.num_samples < slow.planner_cfg.num_samples < 32
+    for e in (slow, slower):
+        info = e.budget_info()
+        assert info["autosize"] == "reduced" and info["mode"] == "deadline"
+        assert info["num_samples"] == e.controller.cfg.num_samples and info["configured_num_samples"] == 32
+        assert e.controller.cfg.iterations == 4 and info["predicted_tick_s"] <= 0.08
+        # top_k scaled with the samples (8 of 32)
+        assert e.controller.cfg.top_k == round(8 * e.controller.cfg.num_samples / 32)
+        assert "auto-sized, reduced" in e.budget_text()
+    # the chosen search is what a tick runs: every predictor batch of a plan has the chosen size
+    slow.set_goal(_img(0))
+    slow.backend.batches.clear()
+    r = slow.step(_img(1), None, deadline_s=None)
+    assert r.iterations == 4
+    assert set(slow.backend.batches) == {slow.planner_cfg.num_samples}
+
+
+def test_autosize_never_exceeds_the_configured_budget_and_reports_a_hopeless_machine(tmp_path):
+    hopeless = _sized_engine(tmp_path, "h", 1e-2)  # 8 samples x 2 steps = 160 ms > 80 ms
+    info = hopeless.budget_info()
+    assert info["autosize"] == "too_slow" and (info["num_samples"], info["iterations"]) == (8, 1)
+
+
+def test_fixed_budget_mode_runs_every_iteration_and_does_not_autosize(tmp_path):
+    e = _sized_engine(tmp_path, "f", 1e-2, planner_fixed_budget=True)
+    assert e.deadline_s is None and e.budget is None
+    info = e.budget_info()
+    assert info["mode"] == "fixed" and info["autosize"] == "off" and info["num_samples"] == 32
+    assert "no deadline" in e.budget_text()
+    e.set_goal(_img(0))
+    assert e.step(_img(1), None, e.deadline_s).iterations == 4
+    off = _sized_engine(tmp_path, "o", 1e-2, planner_autosize=False)  # deadline mode, sizing off
+    assert off.budget_info()["autosize"] == "off" and off.controller.cfg.num_samples == 32
+
+
+def test_open_engine_warns_when_even_the_smallest_search_overruns(tmp_path, monkeypatch):
+    from ami_world_model.planning.budget import BudgetChoice
+
+    def too_slow(self, image, clock=None):
+        self.budget = BudgetChoice(8, 1, 0.5, 0.5, 0.08, False, True)
+        return self.budget
+
+    monkeypatch.setattr(PlanningEngine, "autosize", too_slow)
+    engine, _, warnings = open_engine(_cfg(), save_tiny(tmp_path / "t"))
+    engine.close()
+    assert any("overruns the planning deadline" in w for w in warnings)

@@ -91,6 +91,7 @@ class Commander:
         self.latency_ms = {"convert_ms": 0.0, "encode_ms": 0.0, "plan_ms": 0.0}
         self.rates = {k: RateMeter() for k in ("image", "joint_state", "command")}
         self._throttle = Throttle(cfg.log_throttle_s)
+        self._log("info", engine.budget_text())  # the search in use (auto-sized at configure: docs/PARAMETERS.md)
 
     # ------------------------------------------------------------------ state
     def apply_live(self, cfg: PlannerNodeConfig) -> None:
@@ -190,9 +191,8 @@ class Commander:
             return self._continue_plan()  # no new frame: keep Servo fed (the watchdog covers stale input)
         self._planned_seq = self._frame_seq
         self.planned_frame_stamp_ns = self.frame_stamp_ns
-        deadline = self.cfg.control_period_s * self.cfg.planner_deadline_fraction
         try:
-            step = self.engine.step(self.frame, self.joints, deadline)
+            step = self.engine.step(self.frame, self.joints, self.engine.deadline_s)  # None: fixed budget
         except Exception as exc:  # noqa: BLE001 - a model failure stops the arm, not the node
             self.reject("image", exc)
             return self._stop(self.sup.stop(StopReason.MODEL_ERROR))
@@ -300,6 +300,7 @@ class Commander:
             "zero_commands_sent": self.zeros_sent,
             "backend": getattr(self.engine.backend, "name", "?"),
             "rejected": dict(self.rejected),
+            "planner_budget": self.engine.budget_info(),
         }
 
     def diagnostic_values(self) -> Dict[str, str]:
@@ -319,6 +320,7 @@ class Commander:
             "do_nothing_energy": f"{step.do_nothing_energy:.4f}" if step else "nan",
             "surprise_ratio": f"{step.surprise_ratio:.3f}" if step and step.surprise_ratio is not None else "nan",
             "plan_iterations": str(step.iterations) if step else "0",
+            **{f"planner_{k}": _diag_value(v) for k, v in self.engine.budget_info().items()},
             "command_rate_hz": f"{self.rates['command'].current(now):.2f}",
             "commands_sent": str(self.commands_sent),
             "zero_commands_sent": str(self.zeros_sent),
@@ -330,6 +332,13 @@ class Commander:
         values.update({k: str(v) for k, v in sup.counters.items()})
         values.update({f"stops_{k}": str(v) for k, v in sup.stops.items()})
         return values
+
+
+def _diag_value(v: Any) -> str:
+    """A /diagnostics string: seconds-valued floats as they are, ``none`` for a missing deadline."""
+    if v is None:
+        return "none"
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
 def _finite(x: float) -> Optional[float]:

@@ -8,11 +8,13 @@ so the planner's gradient refinement (``planner.grad_refine_steps`` > 0, torch b
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -26,9 +28,14 @@ from ami_world_model.planning import (
     WorldModelState,
     make_world_model_dynamics,
 )
+from ami_world_model.planning.budget import BudgetChoice, choose_budget, make_planner_rollout, make_rollout_timer
 from ami_world_model.planning.energy import make_energy
 
 TWIST_FIELDS = tuple(f"{a}.{c}" for a in ("linear", "angular") for c in "xyz")
+# Auto-sizing times each rollout size this many times and takes the median: on a loaded machine one slow
+# outlier must not shrink the search (nor one lucky run inflate it).
+AUTOSIZE_REPEATS = 5
+AUTOSIZE_MIN_SAMPLES = 8  # fewer candidates than this is hardly a search (CEM needs elites to refit)
 
 
 def open_backend(path: Path, cfg: PlannerNodeConfig):
@@ -82,6 +89,10 @@ class PlanningEngine:
         if any(lo >= hi for lo, hi in zip(low, high)):  # limits of 0 would leave no room: clamp later
             low, high = list(self.spec.low), list(self.spec.high)
         pcfg = cfg.planner
+        self._bounds = (low, high)
+        self.planner_cfg = pcfg  # the search in use: cfg.planner, or less after auto-sizing (warm_up)
+        self.budget: Optional[BudgetChoice] = None  # the auto-sizing's measurement and choice, when it ran
+        self._budget_overhead_s = 0.0  # its measured per-tick work outside the search
         self.controller = RecedingHorizonController(pcfg, low, high, device=self.backend.device)
         self.energy = make_energy(pcfg.energy)
         self._state_vec: Optional[torch.Tensor] = None
@@ -130,10 +141,21 @@ class PlanningEngine:
                               f"{spec.names} (same joints, same order)")
         return list(spec.names)
 
+    @property
+    def mode(self) -> str:
+        """``fixed`` (every iteration, no deadline: evaluation) or ``deadline`` (the robot's mode)."""
+        return "fixed" if self.cfg.planner_fixed_budget else "deadline"
+
+    @property
+    def deadline_s(self) -> Optional[float]:
+        """The planner's wall-time budget per tick; None in fixed-budget mode."""
+        return None if self.cfg.planner_fixed_budget else self.cfg.control_period_s * self.cfg.planner_deadline_fraction
+
     @torch.no_grad()
-    def warm_up(self) -> None:
+    def warm_up(self, clock: Callable[[], float] = time.perf_counter) -> None:
         """One encode + one planner-sized predictor call at configure time: shape problems surface as a
-        configure failure, and the first control tick does not pay for lazy initialisation."""
+        configure failure, and the first control tick does not pay for lazy initialisation. Then, in deadline
+        mode with ``planner_autosize``, size the search to the deadline (``autosize``; ``clock`` times it)."""
         h, w = self.image_hw
         z = self.encode(np.zeros((3, h, w), np.float32))  # [N, D]
         if z.shape != (self.wm_config.num_latents, self.wm_config.latent_dim):
@@ -145,6 +167,82 @@ class PlanningEngine:
         n = self.cfg.planner.num_samples
         actions = torch.zeros(n, self.action_dim, device=self.backend.device)
         self.dynamics(state.expand_batch(n), actions)
+        if self.deadline_s is not None and self.cfg.planner_autosize:
+            self.autosize(image=np.zeros((3, h, w), np.float32), clock=clock)
+
+    @torch.no_grad()
+    def autosize(self, image: np.ndarray, clock: Callable[[], float] = time.perf_counter) -> BudgetChoice:
+        """Time one batched rollout (what an iteration costs) and the per-tick work outside the search on
+        ``image``, choose the largest search that fits the deadline (``planning/budget.py``) and plan with it
+        from now on. Never above the configured ``planner.num_samples`` / ``iterations``; ``top_k`` is scaled
+        with the samples. Each size is timed AUTOSIZE_REPEATS times (median)."""
+        deadline = self.deadline_s
+        if deadline is None:
+            raise RuntimeError("autosize: fixed-budget mode has no deadline to fit")
+        pcfg = self.cfg.planner
+        z = self.encode(image)  # [N, D]
+        state = WorldModelState.from_history(z[None], None, self.k, self.action_dim)
+        goal = z.unsqueeze(0)  # [1, N, D]
+        rollout = make_planner_rollout(self.dynamics, state, goal, pcfg.horizon_steps, self.action_dim, self.energy)
+        timer = make_rollout_timer(rollout, repeats=AUTOSIZE_REPEATS, warmup=1, clock=clock)
+        zero = torch.zeros(1, self.action_dim, device=self.backend.device)
+
+        def outside_search() -> float:  # encode the frame + predict its successor (surprise), batch 1
+            t0 = clock()
+            self.dynamics(WorldModelState.from_history(self.encode(image)[None], None, self.k, self.action_dim), zero)
+            return clock() - t0
+
+        overhead = statistics.median(outside_search() for _ in range(AUTOSIZE_REPEATS))
+        choice = choose_budget(timer, deadline, pcfg.num_samples, pcfg.iterations,
+                               min_samples=min(pcfg.num_samples, AUTOSIZE_MIN_SAMPLES), overhead_s=overhead)
+        if choice.reduced:
+            top_k = max(1, min(choice.num_samples, round(pcfg.top_k * choice.num_samples / pcfg.num_samples)))
+            self.planner_cfg = dataclasses.replace(pcfg, num_samples=choice.num_samples,
+                                                   iterations=choice.iterations, top_k=top_k)
+        else:
+            self.planner_cfg = pcfg
+        self.controller = RecedingHorizonController(self.planner_cfg, *self._bounds, device=self.backend.device)
+        self.budget = choice
+        self._budget_overhead_s = overhead
+        return choice
+
+    def budget_info(self) -> Dict[str, Any]:
+        """The search in use and where it comes from (JSON-ready; ~/status, /diagnostics, the eval's JSON).
+
+        ``autosize``: ``off`` (fixed-budget mode or planner_autosize false), ``not_run`` (no warm-up yet),
+        ``kept`` (the configured budget fits), ``reduced`` or ``too_slow`` (even the smallest search overruns)."""
+        p, c = self.planner_cfg, self.budget
+        if self.deadline_s is None or not self.cfg.planner_autosize:
+            state = "off"
+        elif c is None:
+            state = "not_run"
+        else:
+            state = "reduced" if c.reduced and c.fits else ("too_slow" if not c.fits else "kept")
+        info: Dict[str, Any] = {
+            "mode": self.mode, "method": p.method, "num_samples": p.num_samples, "iterations": p.iterations,
+            "top_k": p.top_k, "horizon_steps": p.horizon_steps, "deadline_s": self.deadline_s, "autosize": state,
+            "configured_num_samples": self.cfg.planner.num_samples,
+            "configured_iterations": self.cfg.planner.iterations,
+        }
+        if c is not None and state != "off":
+            info.update(measured_iteration_s=c.iteration_s, predicted_tick_s=c.tick_s,
+                        overhead_s=self._budget_overhead_s)
+        return info
+
+    def budget_text(self) -> str:
+        """One log line: the search in use, and the auto-sizing's measurement when it ran."""
+        b = self.budget_info()
+        text = (f"planner budget ({b['mode']} mode): {b['method']} {b['num_samples']} samples x {b['iterations']} "
+                f"iterations, top {b['top_k']}, H = {b['horizon_steps']}")
+        if b["deadline_s"] is None:
+            return text + ", no deadline (every iteration runs)"
+        text += f", deadline {b['deadline_s'] * 1e3:.0f} ms"
+        if b["autosize"] in ("off", "not_run"):
+            return text + f" (auto-sizing {b['autosize'].replace('_', ' ')})"
+        return text + (f" (auto-sized, {b['autosize']}: configured {b['configured_num_samples']} x "
+                       f"{b['configured_iterations']}; one rollout {b['measured_iteration_s'] * 1e3:.1f} ms, "
+                       f"outside the search {b['overhead_s'] * 1e3:.1f} ms, predicted tick "
+                       f"{b['predicted_tick_s'] * 1e3:.1f} ms)")
 
     # --- goal and history ---
     @torch.no_grad()
@@ -177,8 +275,10 @@ class PlanningEngine:
         return self.backend.next(z, actions, states)
 
     # --- the tick ---
-    def step(self, image: np.ndarray, joint_state: Optional[List[float]], deadline_s: float) -> StepResult:
-        """Encode the newest frame, measure surprise, plan; returns the first action (not yet sent)."""
+    def step(self, image: np.ndarray, joint_state: Optional[List[float]], deadline_s: Optional[float]) -> StepResult:
+        """Encode the newest frame, measure surprise, plan; returns the first action (not yet sent).
+
+        ``deadline_s``: the tick's wall-time budget from now; None runs every configured iteration."""
         if self.goal is None:
             raise RuntimeError("PlanningEngine.step called without a goal")
         if self.uses_state:
@@ -198,7 +298,7 @@ class PlanningEngine:
         state0 = self._state_at(len(self._z_ticks) - 1)
         with torch.no_grad():
             current = float(self.energy(state0, self.goal)[0])
-        remaining = max(1e-3, deadline_s - (time.perf_counter() - t0))
+        remaining = None if deadline_s is None else max(1e-3, deadline_s - (time.perf_counter() - t0))
         res = self.controller.plan(state0, self.goal, self.dynamics, deadline_s=remaining)
         t2 = time.perf_counter()
         action = [float(x) for x in res.actions[0].tolist()]
@@ -274,6 +374,10 @@ def open_engine(cfg: PlannerNodeConfig, checkpoint: Path) -> Tuple[PlanningEngin
             f"goal_energy_threshold {cfg.goal_energy_threshold:g} is not below this model's one-step latent "
             f"change {engine.surprise_scale:.4g} (metrics['val_one_step_l1']): 'goal reached' may fire a "
             "whole control step away from the goal")
+    if engine.budget is not None and not engine.budget.fits:
+        warnings.append(f"even the smallest search overruns the planning deadline on this machine: "
+                        f"{engine.budget_text()}; commands will be late (lower control_rate_hz or use a faster "
+                        "backend)")
     ticks_per_step = engine.spec.dt_s / cfg.control_period_s
     if abs(ticks_per_step - engine.skip) > 0.01 * ticks_per_step:
         warnings.append(

@@ -28,6 +28,16 @@ its wall timer and every clock on wall time instead (numbers then depend on the 
 
 Latency per tick: wall time from the frame's publication (lockstep: the end of the sim advance that
 published it; realtime: its arrival at this harness) to this harness receiving the planner's command for it.
+
+Modes (``--mode``): ``fixed`` runs the planner with ``planner_fixed_budget`` (all samples x iterations every
+tick, no wall-clock deadline), so in lockstep the table is the same on any machine; ``deadline`` is the robot's
+mode (the anytime search stops at the deadline, the budget auto-sized at configure). ``both`` (the default)
+runs the same seeds in each and reports them side by side; the random baseline runs once per task. Per episode
+the harness also records the block's positions, its goal and tool-block contact (push), from which
+``evaluation/failure.py`` names one failure reason. ``--oracle N`` adds the oracle planner (the same planner
+and budget over the true simulator, ``evaluation/oracle.py``) on the first N seeds, ``--energy-quality`` the
+latent energy's rank correlation with the true distance on scripted held-out episodes
+(``evaluation/energy_quality.py``); both are ROS-free and run after the closed loop.
 """
 from __future__ import annotations
 
@@ -36,18 +46,22 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from ami_world_model.config import from_dict
 from ami_world_model.evaluation.report import (
     EpisodeRecord,
+    diagnostic_summary,
     plot_distances,
+    summarize,
     with_progress,
     write_gif,
 )
-from ami_world_model.node_config import BACKENDS, DEFAULT_CHECKPOINT
+from ami_world_model.node_config import BACKENDS, DEFAULT_CHECKPOINT, PlannerNodeConfig
 
 TASKS = ("reach", "push")
+MODES = ("fixed", "deadline")  # fixed: samples x iterations, no deadline; deadline: the robot's mode
+ENERGY_SEED = 300_000  # the scripted expert's held-out episodes for --energy-quality (as diagnostics.py)
 
 
 @dataclass
@@ -69,6 +83,9 @@ class EvalConfig:
     random_baseline: bool = True
     planner_params: Dict[str, Any] = field(default_factory=dict)  # extra planner_node parameter overrides
     verbose: bool = False  # the nodes' INFO logs (default: warnings and errors only)
+    modes: List[str] = field(default_factory=lambda: list(MODES))  # planner modes, each on the same seeds
+    oracle_episodes: int = 0  # oracle planner episodes per task (the first seeds); 0: none
+    energy_episodes: int = 0  # scripted episodes per task for the energy rank correlation; 0: none
 
     def __post_init__(self) -> None:
         bad = [t for t in self.tasks if t not in TASKS]
@@ -78,6 +95,26 @@ class EvalConfig:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.episodes < 1 or self.max_steps < 1 or self.gif_episodes < 0 or self.rate_hz <= 0:
             raise ValueError("episodes and max_steps must be >= 1, gif_episodes >= 0, rate_hz > 0")
+        if not self.modes or any(m not in MODES for m in self.modes) or len(set(self.modes)) != len(self.modes):
+            raise ValueError(f"modes must be distinct entries of {MODES}, got {self.modes}")
+        if "planner_fixed_budget" in self.planner_params:
+            raise ValueError("planner_fixed_budget is set by the mode (--mode fixed|deadline|both), not --param")
+        if not 0 <= self.oracle_episodes <= self.episodes or self.energy_episodes < 0:
+            raise ValueError(f"oracle episodes must be in [0, episodes={self.episodes}] and energy episodes >= 0, "
+                             f"got {self.oracle_episodes}, {self.energy_episodes}")
+        self.planner_config()  # the planner overrides make a valid node config
+
+    @property
+    def seeds(self) -> List[int]:
+        return [self.seed + i for i in range(self.episodes)]
+
+    def mode_params(self, mode: str) -> Dict[str, Any]:
+        """The planner node's parameter overrides for one mode."""
+        return {**self.planner_params, "planner_fixed_budget": mode == "fixed"}
+
+    def planner_config(self) -> PlannerNodeConfig:
+        """The node config the planner_params give (the configured budget, before any auto-sizing)."""
+        return PlannerNodeConfig.from_params(dict(self.planner_params))
 
 
 # ---------------------------------------------------------------------- orchestration
@@ -96,34 +133,112 @@ def write_outputs(records: List[EpisodeRecord], out: Path, tolerance: Dict[str, 
     return files
 
 
-def protocol(cfg: EvalConfig, tolerance: Dict[str, float], task: str) -> Dict[str, Any]:
-    return {"seeds": [cfg.seed + i for i in range(cfg.episodes)], "episodes": cfg.episodes,
+def protocol(cfg: EvalConfig, tolerance: Dict[str, float], task: str,
+             budgets: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """How ``task`` was measured: seeds, ticks, tolerance, the modes and the planner budget each ran."""
+    return {"seeds": cfg.seeds, "episodes": cfg.episodes,
             "max_steps": cfg.max_steps, "tolerance_m": tolerance[task], "randomize": cfg.randomize,
             "mode": "realtime" if cfg.realtime else "lockstep", "success": "at the end of the episode",
-            "control_rate_hz": cfg.rate_hz}
+            "control_rate_hz": cfg.rate_hz, "planner_modes": list(cfg.modes),
+            "planner_budget": dict(budgets or {}),
+            "oracle_seeds": cfg.seeds[:cfg.oracle_episodes],
+            "energy_seeds": [ENERGY_SEED + i for i in range(cfg.energy_episodes)]}
+
+
+def summarize_modes(cfg: EvalConfig, records: List[EpisodeRecord], tolerance: Dict[str, float],
+                    budgets: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """One summary per task and mode (tasks outer): ``report.summarize`` with the task's random baseline, plus
+    ``mode``, Wilson intervals (``planner``, ``random``), failure-reason counts (``failures``), the tolerance
+    and the planner budget the mode ran (``planner_budget``, from the node's ~/status)."""
+    out = []
+    for task in cfg.tasks:
+        random = [r for r in records if r.task == task and r.policy == "random"]
+        for mode in cfg.modes:
+            recs = [r for r in records if r.task == task and r.policy == "planner" and r.mode == mode] + random
+            s: Dict[str, Any] = {**summarize(task, recs), "mode": mode}
+            s.update(diagnostic_summary(recs))
+            s.update(tolerance_m=tolerance[task], planner_budget=budgets.get(mode))
+            out.append(s)
+    return out
+
+
+def headline_rows(summaries: List[Dict[str, Any]], oracle: Optional[Dict[str, Any]] = None,
+                  energy: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
+    """The rows of ``report.format_headline_table`` (one per task and mode)."""
+    rows = []
+    for s in summaries:
+        o = (oracle or {}).get(s["task"])
+        e = (energy or {}).get(s["task"])
+        rows.append({
+            "task": s["task"], "mode": s["mode"], "planner": s["planner"], "random": s["random"],
+            "oracle": {k[len("success_"):]: v for k, v in o.items() if k.startswith("success_")} if o else None,
+            "energy_spearman": e["stride_1"]["spearman_mean"] if e else None,
+            "failures": s["failures"], "tick_p95_ms": s["tick_latency_p95_ms"],
+            "plan_iterations": s["mean_plan_iterations"],
+        })
+    return rows
+
+
+def run_oracle(cfg: EvalConfig, checkpoint: Path) -> Dict[str, Any]:
+    """The oracle planner (true dynamics, true distance; the planner_params' budget, no deadline) on the first
+    ``oracle_episodes`` seeds of each task: ``{task: oracle.summarize_oracle(...)}``."""
+    from ami_world_model.evaluation.oracle import evaluate_oracle
+    from ami_world_model.models.checkpoint import read_meta
+    from ami_world_model.sim.cell import SimCell
+    from ami_world_model.sim.config import SimConfig
+
+    meta = read_meta(checkpoint)["config"]
+    cell = SimCell(SimConfig(image_height=int(meta["image"]["height"]), image_width=int(meta["image"]["width"]),
+                             control_dt_s=1.0 / cfg.rate_hz, randomize=cfg.randomize))
+    try:
+        return evaluate_oracle(cfg.tasks, cfg.seeds[:cfg.oracle_episodes], cfg.planner_config().planner,
+                               action_dt_s=float(meta["action"]["dt_s"]), max_steps=cfg.max_steps, cell=cell)
+    finally:
+        cell.close()
+
+
+def run_energy_quality(cfg: EvalConfig, checkpoint: Path) -> Dict[str, Any]:
+    """The latent energy's rank correlation with the true distance on ``energy_episodes`` scripted held-out
+    episodes per task (``energy_quality.score_checkpoint``)."""
+    from ami_world_model.evaluation.energy_quality import score_checkpoint
+
+    seeds = tuple(ENERGY_SEED + i for i in range(cfg.energy_episodes))
+    return score_checkpoint(str(checkpoint), cfg.tasks, seeds, randomize=cfg.randomize,
+                            energy=cfg.planner_config().planner.energy)
 
 
 def write_results_json(result: Dict[str, Any], path: Path) -> Path:
-    """Summaries, protocol and every episode (without frames) as strict JSON."""
+    """Summaries, protocol, the headline rows, oracle and energy quality (when run) and every episode (without
+    frames) as strict JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_json_safe({
         "summaries": result["summaries"], "protocol": result["protocol"], "checkpoint": result["checkpoint"],
-        "wall_s": result["wall_s"],
+        "wall_s": result["wall_s"], "headline": result.get("headline", []),
+        "oracle": result.get("oracle"), "energy_quality": result.get("energy_quality"),
         "episodes": [{k: v for k, v in vars(r).items() if k != "frames"} for r in result["records"]],
     }), indent=2) + "\n")
     return path
 
 
-def record_into_checkpoint(path: Path, summaries: List[Dict[str, Any]], protos: Dict[str, Any]) -> None:
-    """metrics["eval"][task] = summary + protocol in the checkpoint JSON; only metrics change, then re-validated."""
+def record_into_checkpoint(path: Path, summaries: List[Dict[str, Any]], protos: Dict[str, Any],
+                           oracle: Optional[Dict[str, Any]] = None, energy: Optional[Dict[str, Any]] = None) -> None:
+    """metrics["eval"][task] in the checkpoint JSON: the first mode's summary at the top, every mode's under
+    ``modes``, the protocol (seeds, modes, planner budget), and the oracle and energy quality when run. Only
+    metrics change; the config is re-validated before writing."""
     from ami_world_model.models.checkpoint import checkpoint_paths, read_meta
     from ami_world_model.models.config import WorldModelConfig
 
     meta = read_meta(path)
     metrics = meta["config"].setdefault("metrics", {})
     ev = metrics.setdefault("eval", {})
-    for s in summaries:
-        ev[s["task"]] = {**{k: v for k, v in s.items() if k != "task"}, "protocol": protos[s["task"]]}
+    for task in protos:
+        mine = [{k: v for k, v in s.items() if k != "task"} for s in summaries if s["task"] == task]
+        entry = {**mine[0], "modes": {m["mode"]: m for m in mine}, "protocol": protos[task]}
+        if oracle and task in oracle:
+            entry["oracle"] = oracle[task]
+        if energy and task in energy:
+            entry["energy_quality"] = energy[task]
+        ev[task] = entry
     from_dict(WorldModelConfig, meta["config"], "config")  # still a valid config before writing
     _, meta_path = checkpoint_paths(path)
     tmp = meta_path.with_suffix(".json.tmp")
@@ -166,9 +281,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--realtime", action="store_true", help="wall clocks instead of lockstep sim time")
     p.add_argument("--no-random", action="store_true", help="skip the random-action baseline")
     p.add_argument("--record-into-checkpoint", action="store_true",
-                   help="write the summaries into the checkpoint JSON's metrics['eval']")
+                   help="write the summaries (both modes, oracle, energy quality) into the checkpoint JSON's "
+                        "metrics['eval']")
     p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
                    help="planner_node parameter override (YAML value), repeatable")
+    p.add_argument("--mode", choices=[*MODES, "both"], default="both" if d.modes == list(MODES) else d.modes[0],
+                   help="planner mode: fixed (samples x iterations every tick, no deadline: the same table on any "
+                        "machine), deadline (the robot's: the search stops at the deadline, auto-sized), or both")
+    p.add_argument("--oracle", type=int, default=d.oracle_episodes, metavar="N",
+                   help="also run the oracle planner (true dynamics and distance) on the first N seeds per task "
+                        "(slow: ~30 s an episode)")
+    p.add_argument("--energy-quality", type=int, nargs="?", const=20, default=d.energy_episodes, metavar="N",
+                   help="also score the latent energy's rank correlation with the true distance on N scripted "
+                        "held-out episodes per task (default N: 20)")
     p.add_argument("--verbose", action="store_true", help="show the nodes' INFO logs")
     p.add_argument("--domain-id", type=int, default=None, help="ROS domain for the run (default: a private one)")
 
@@ -187,5 +312,6 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         "episodes": args.episodes, "seed": args.seed, "randomize": bool(args.randomize), "backend": args.backend,
         "max_steps": args.max_steps, "out": args.out, "gif_episodes": args.gif_episodes,
         "realtime": bool(args.realtime), "verbose": bool(args.verbose), "random_baseline": not args.no_random,
-        "planner_params": params,
+        "planner_params": params, "modes": list(MODES) if args.mode == "both" else [args.mode],
+        "oracle_episodes": args.oracle, "energy_episodes": args.energy_quality,
     })

@@ -24,6 +24,12 @@ class EpisodeRecord:
     plan_iterations: List[int] = field(default_factory=list)  # planner optimiser iterations per tick
     commands_received: int = 0  # twist commands the sim received during the episode (planner or random)
     frames: Optional[List[np.ndarray]] = None  # [H, 2W, 3] uint8 (current | goal), only for GIF episodes
+    mode: str = ""  # planner: "fixed" or "deadline" (closed_loop.MODES); random: ""
+    block_xy: Optional[List[List[float]]] = None  # push: [T+1, 2] block centre at the start and after each tick
+    goal_xy: Optional[List[float]] = None  # push: [2] where the block should go
+    touched: Optional[bool] = None  # push: tool-block contact seen at a tick (None: contacts not recorded)
+    min_tool_block_m: Optional[float] = None  # push: closest tool-to-block centre distance over the episode
+    failure: str = ""  # the failure reason (evaluation/failure.py), "success" when it succeeded
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -88,9 +94,10 @@ def plot_distances(records: List[EpisodeRecord], path: Path, tolerance_m: Dict[s
         for r in records:
             if r.task != task:
                 continue
-            colour = "tab:blue" if r.policy == "planner" else "tab:gray"
-            ax.plot(np.arange(len(r.distances_m)), r.distances_m, color=colour, alpha=0.6, lw=1.2,
-                    label=r.policy)
+            colour = {"": "tab:blue", "fixed": "tab:blue", "deadline": "tab:orange"}.get(r.mode, "tab:purple") \
+                if r.policy == "planner" else "tab:gray"
+            label = f"{r.policy} ({r.mode})" if r.policy == "planner" and r.mode else r.policy
+            ax.plot(np.arange(len(r.distances_m)), r.distances_m, color=colour, alpha=0.6, lw=1.2, label=label)
         if task in tolerance_m:
             ax.axhline(tolerance_m[task], color="tab:green", ls="--", lw=1, label="success tolerance")
         handles, labels = ax.get_legend_handles_labels()
@@ -130,11 +137,13 @@ def write_gif(frames: List[np.ndarray], path: Path, fps: float = 8.0, scale: int
 def trace_from_record(rec: EpisodeRecord, block_xy: Optional[Sequence[Sequence[float]]] = None,
                       goal_xy: Optional[Sequence[float]] = None, touched: Optional[bool] = None):
     """The failure classifier's view of a closed-loop episode; push needs ``block_xy`` [T+1, 2] and ``goal_xy``
-    (the harness records them) to tell "never touched" and "wrong way" apart."""
+    to tell "never touched" and "wrong way" apart: the arguments, else what the harness recorded in ``rec``."""
     from ami_world_model.evaluation.failure import EpisodeTrace
 
+    pick = lambda given, recorded: given if given is not None else recorded  # noqa: E731
     return EpisodeTrace(rec.task, rec.success, [rec.initial_distance_m] + list(rec.distances_m),
-                        rec.stop_reason or "max_steps", block_xy, goal_xy, touched)
+                        rec.stop_reason or "max_steps", pick(block_xy, rec.block_xy), pick(goal_xy, rec.goal_xy),
+                        pick(touched, rec.touched), rec.min_tool_block_m)
 
 
 def diagnostic_summary(records: List[EpisodeRecord], traces: Optional[List[object]] = None) -> Dict[str, object]:
@@ -160,19 +169,39 @@ def diagnostic_summary(records: List[EpisodeRecord], traces: Optional[List[objec
 def format_headline_table(rows: List[Dict[str, object]]) -> str:
     """The issue's headline table. Each row: ``task``, ``mode`` ("fixed"/"deadline"), ``planner`` and
     ``random`` (``stats.success_summary`` dicts), optional ``oracle`` (same), ``energy_spearman`` (float or
-    None), ``failures`` (``failure.count_reasons`` dict) and ``tick_p95_ms``."""
+    None), ``failures`` (``failure.count_reasons`` dict), ``tick_p95_ms`` and optional ``plan_iterations`` (the
+    mean optimiser iterations per tick)."""
     from ami_world_model.evaluation.stats import format_rate
 
+    def number(x: Optional[float], fmt: str, unit: str = "") -> str:
+        return "-" if x is None or math.isnan(x) else format(x, fmt) + unit
+
     head = (f"{'task':<6} {'mode':<9} {'planner [95% CI]':>17} {'random':>14} {'oracle':>14} {'energy rho':>10} "
-            f"{'tick p95':>8}  failures")
+            f"{'tick p95':>8} {'iters':>5}  failures")
     lines = [head, "-" * len(head)]
     for r in rows:
-        rho = r.get("energy_spearman")
-        p95 = r.get("tick_p95_ms")
         fails = ", ".join(f"{k} {v}" for k, v in (r.get("failures") or {}).items() if v and k != "success")
         lines.append(
             f"{r['task']:<6} {r.get('mode', '-'):<9} {format_rate(r['planner']):>17} "
             f"{format_rate(r.get('random') or {}):>14} {format_rate(r.get('oracle') or {}):>14} "
-            f"{'-' if rho is None or math.isnan(rho) else format(rho, '.2f'):>10} "
-            f"{'-' if p95 is None or math.isnan(p95) else format(p95, '.0f') + ' ms':>8}  {fails or '-'}")
+            f"{number(r.get('energy_spearman'), '.2f'):>10} {number(r.get('tick_p95_ms'), '.0f', ' ms'):>8} "
+            f"{number(r.get('plan_iterations'), '.1f'):>5}  {fails or '-'}")
     return "\n".join(lines)
+
+
+def format_budget(mode: str, budget: Optional[Dict[str, object]]) -> str:
+    """One line: the planner budget a mode ran (the node's ``~/status`` ``planner_budget``)."""
+    if not budget:
+        return f"{mode}: planner budget not reported"
+    b = budget
+    text = (f"{mode}: {b['method']} {b['num_samples']} samples x {b['iterations']} iterations, top {b['top_k']}, "
+            f"H = {b['horizon_steps']}")
+    if b.get("deadline_s") is None:
+        return text + ", no deadline"
+    text += f", deadline {float(b['deadline_s']) * 1e3:.0f} ms"
+    if b.get("autosize") in ("kept", "reduced", "too_slow"):
+        text += (f", auto-sized ({b['autosize']}; configured {b['configured_num_samples']} x "
+                 f"{b['configured_iterations']}, one rollout {float(b['measured_iteration_s']) * 1e3:.1f} ms)")
+    else:
+        text += f", auto-sizing {b.get('autosize', '?')}"
+    return text

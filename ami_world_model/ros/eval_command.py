@@ -17,7 +17,7 @@ from ami_world_model.evaluation.closed_loop import (  # noqa: F401 - add_argumen
     record_into_checkpoint,
     write_results_json,
 )
-from ami_world_model.evaluation.report import format_table
+from ami_world_model.evaluation.report import format_budget, format_headline_table
 from ami_world_model.node_config import resolve_checkpoint
 from ami_world_model.ros.eval_harness import evaluate
 
@@ -30,8 +30,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"ami-wm eval: {e}", file=sys.stderr)
         return 2
     print(f"evaluating {cfg.checkpoint} on {', '.join(cfg.tasks)}: {cfg.episodes} episodes each from seed "
-          f"{cfg.seed}, {cfg.max_steps} ticks max, {'realtime' if cfg.realtime else 'lockstep'}",
-          file=sys.stderr, flush=True)
+          f"{cfg.seed}, {cfg.max_steps} ticks max, {'realtime' if cfg.realtime else 'lockstep'}, planner mode(s) "
+          f"{' and '.join(cfg.modes)}", file=sys.stderr, flush=True)
     try:
         result = evaluate(cfg, args.domain_id)
     except (RuntimeError, ValueError, OSError) as e:  # e.g. a checkpoint the sim cannot be driven with
@@ -41,11 +41,17 @@ def main(args: argparse.Namespace) -> int:
     out = Path(cfg.out)
     write_results_json(result, out / "eval.json")
     if args.record_into_checkpoint:
-        record_into_checkpoint(Path(result["checkpoint"]), summaries, result["protocol"])
+        record_into_checkpoint(Path(result["checkpoint"]), summaries, result["protocol"], result["oracle"],
+                               result["energy_quality"])
     if args.json:
         print(json.dumps(json_object(summaries)))
     else:
-        print(format_table(summaries))
-        print(f"success = within tolerance at the end of the episode; wall {result['wall_s']:.0f} s")
+        print(format_headline_table(result["headline"]))
+        for mode in cfg.modes:
+            print("  " + format_budget(mode, result["budgets"].get(mode)))
+        tol = ", ".join(f"{t} {result['protocol'][t]['tolerance_m'] * 100:.1f} cm" for t in cfg.tasks)
+        print(f"success = within tolerance ({tol}) at the end of the episode, [95 % Wilson interval]; random: "
+              f"uniform twists, same seeds; tick = frame published -> command received (wall); iters = mean "
+              f"optimiser iterations per tick; wall {result['wall_s']:.0f} s")
         print("wrote " + ", ".join(list(result["files"].values()) + [str(out / "eval.json")]))
     return 0

@@ -33,8 +33,17 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
 from ami_world_model.config import from_dict
-from ami_world_model.evaluation.closed_loop import EvalConfig, protocol, write_outputs
-from ami_world_model.evaluation.report import EpisodeRecord, summarize
+from ami_world_model.evaluation.closed_loop import (
+    EvalConfig,
+    headline_rows,
+    protocol,
+    run_energy_quality,
+    run_oracle,
+    summarize_modes,
+    write_outputs,
+)
+from ami_world_model.evaluation.failure import classify_failure
+from ami_world_model.evaluation.report import EpisodeRecord, format_budget, trace_from_record
 from ami_world_model.models.checkpoint import read_meta
 from ami_world_model.models.config import WorldModelConfig
 from ami_world_model.node_config import PlannerNodeConfig, resolve_checkpoint
@@ -42,6 +51,7 @@ from ami_world_model.ros import private_domain_id
 from ami_world_model.ros.planner_node import STATUS_QOS, PlannerNode
 from ami_world_model.ros.sim_cell_node import SimCellNode
 from ami_world_model.safety import StopReason
+from ami_world_model.sim.batch import tool_block_contact
 
 # The node's own latched stops (StopReason.latches): after one, the arm stays still and the episode ends.
 LATCHED_STOPS = tuple(r.value for r in StopReason if r.latches)
@@ -57,10 +67,12 @@ def _time_msg(t: float) -> Time:
 
 
 class ClosedLoop:
-    """Sim cell + planner node + this harness node on one executor in this process (DDS between them)."""
+    """Sim cell + planner node + this harness node on one executor in this process (DDS between them); the
+    planner runs in one ``mode`` (closed_loop.MODES; default the config's first)."""
 
-    def __init__(self, cfg: EvalConfig, checkpoint: Path) -> None:
+    def __init__(self, cfg: EvalConfig, checkpoint: Path, mode: Optional[str] = None) -> None:
         self.cfg = cfg
+        self.mode = mode or cfg.modes[0]
         wm = from_dict(WorldModelConfig, read_meta(checkpoint)["config"], "config")  # typed, strict
         image, action = wm.image, wm.action
         self.action_low = np.asarray(action.low, dtype=np.float64)
@@ -89,7 +101,7 @@ class ClosedLoop:
         }
         if sim_time:
             params.update(max_image_age_s=10.0, max_joint_state_age_s=10.0)  # the harness sets the pace
-        params.update(cfg.planner_params)
+        params.update(cfg.mode_params(self.mode))
         self.planner = PlannerNode(parameter_overrides=[use_sim_time] + [Parameter(k, value=v)
                                                                           for k, v in params.items()])
         self.node = rclpy.create_node("eval_harness", parameter_overrides=[use_sim_time])
@@ -215,6 +227,26 @@ class ClosedLoop:
         pos = self.positions.get(key)
         return float(np.linalg.norm(pos[:2] - target[:2])) if pos is not None else float("nan")
 
+    def _push_state(self):
+        """(block xy, tool xy, tool-block contact) now: from the sim in this process (lockstep), or from its
+        position topics (realtime, where contacts are not seen: None)."""
+        if not self.cfg.realtime:
+            cell = self.sim.cell
+            return cell.block_position()[:2], cell.ee_position()[:2], tool_block_contact(cell)
+        block, ee = self.positions.get("block"), self.positions.get("ee")
+        return (block[:2] if block is not None else None), (ee[:2] if ee is not None else None), None
+
+    def _track_push(self, rec: EpisodeRecord) -> None:
+        """Append the block's position, and fold in contact and the tool-block distance (push episodes)."""
+        block, ee, contact = self._push_state()
+        if block is not None:
+            rec.block_xy.append([float(x) for x in block])
+            if ee is not None:
+                d = float(np.linalg.norm(np.asarray(ee) - np.asarray(block)))
+                rec.min_tool_block_m = d if rec.min_tool_block_m is None else min(rec.min_tool_block_m, d)
+        if contact:
+            rec.touched = True
+
     def run_episode(self, task: str, seed: int, policy: str, gif: bool) -> EpisodeRecord:
         self.set_enabled(False)
         self._call(self.clear_client, Trigger.Request(), "planner clear_goal")
@@ -231,13 +263,20 @@ class ClosedLoop:
             self.spin_until(lambda: len(self.positions) == 2, 2.0)
         rec = EpisodeRecord(task=task, policy=policy, seed=seed, success=False, final_distance_m=float("nan"),
                             initial_distance_m=self._distance(task, goal), steps=0,
-                            frames=[] if gif else None)
+                            frames=[] if gif else None, mode=self.mode if policy == "planner" else "")
+        push = task == "push"
+        if push:
+            # contacts are sampled once per control tick; without one the classifier uses the closest distance
+            rec.block_xy, rec.goal_xy = [], [float(x) for x in goal.block_position[:2]]
+            self._track_push(rec)
         step = self._tick_realtime if self.cfg.realtime else self._tick_lockstep
         received = self.sim.commands_received
         for _ in range(self.cfg.max_steps):
             latched = step(policy, rec)
             rec.steps += 1
             rec.distances_m.append(self._distance(task, goal))
+            if push:
+                self._track_push(rec)
             if gif:
                 cur = self.sim.cell.render() if not self.cfg.realtime else self.last_rgb
                 if cur is not None:
@@ -255,6 +294,10 @@ class ClosedLoop:
         rec.commands_received = self.sim.commands_received - received
         rec.final_distance_m = rec.distances_m[-1] if rec.distances_m else rec.initial_distance_m
         rec.success = bool(rec.final_distance_m <= self.tolerance[task])
+        try:
+            rec.failure = classify_failure(trace_from_record(rec))
+        except ValueError:  # realtime: a distance not yet measured (no position message)
+            rec.failure = ""
         return rec
 
     def _random_twist(self, stamp_s: Optional[float]):
@@ -316,52 +359,76 @@ class ClosedLoop:
                 rec.tick_latency_ms.append((self.command_times[cmd] - self.images[frame]) * 1e3)
         return policy == "planner" and self.safety_state in LATCHED_STOPS
 
-    def run(self, progress: bool = True) -> List[EpisodeRecord]:
+    def run(self, progress: bool = True, random_baseline: Optional[bool] = None) -> List[EpisodeRecord]:
+        """Every task and seed with the planner (in this loop's mode), and the random baseline when asked
+        (default: the config's ``random_baseline``)."""
         records: List[EpisodeRecord] = []
-        policies = ["planner", "random"] if self.cfg.random_baseline else ["planner"]
+        baseline = self.cfg.random_baseline if random_baseline is None else random_baseline
+        policies = ["planner", "random"] if baseline else ["planner"]
         for task in self.cfg.tasks:
             for i in range(self.cfg.episodes):
                 seed = self.cfg.seed + i
                 for policy in policies:
                     t0 = time.perf_counter()
-                    rec = self.run_episode(task, seed, policy, gif=policy == "planner" and i < self.cfg.gif_episodes)
+                    gif = policy == "planner" and i < self.cfg.gif_episodes and self.mode == self.cfg.modes[0]
+                    rec = self.run_episode(task, seed, policy, gif=gif)
                     records.append(rec)
                     if progress:
-                        print(f"  {task:<5} seed {seed:<6} {policy:<7} {'success' if rec.success else 'fail':<7} "
+                        who = f"{policy} ({self.mode})" if policy == "planner" else policy
+                        print(f"  {task:<5} seed {seed:<6} {who:<18} {'success' if rec.success else 'fail':<7} "
                               f"final {rec.final_distance_m:.3f} m (start {rec.initial_distance_m:.3f}) "
-                              f"{rec.steps:>3} ticks, stop: {rec.stop_reason or '-'} "
-                              f"[{time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
+                              f"{rec.steps:>3} ticks, stop: {rec.stop_reason or '-'}, "
+                              f"{rec.failure or '-'} [{time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
         return records
 
 
 
-def evaluate(cfg: EvalConfig, domain_id: Optional[int] = None) -> Dict[str, Any]:
-    """Run the evaluation; returns {"summaries": [...], "records": [...], "files": {...}, "protocol": {...}}."""
+def evaluate(cfg: EvalConfig, domain_id: Optional[int] = None, progress: bool = True) -> Dict[str, Any]:
+    """Run the evaluation in each of ``cfg.modes`` (the random baseline once, with the first), then the oracle
+    and the energy quality when asked. Returns {"summaries": [one per task and mode], "records", "files",
+    "protocol": {task: ...}, "headline": rows, "budgets": {mode: planner budget}, "oracle", "energy_quality",
+    "wall_s" (closed-loop episodes only), "checkpoint"}."""
     path = resolve_checkpoint(cfg.checkpoint)
     os.environ.setdefault("MUJOCO_GL", "egl")
     own = not rclpy.ok()
     if own:
         # A private DDS domain: the eval's /camera, /clock and commands must not reach a live robot graph.
         rclpy.init(domain_id=domain_id if domain_id is not None else private_domain_id())
-    loop = None
+    records: List[EpisodeRecord] = []
+    budgets: Dict[str, Any] = {}
+    tolerance: Dict[str, float] = {}
+    wall = 0.0
     try:
-        loop = ClosedLoop(cfg, path)
-        t0 = time.perf_counter()
-        records = loop.run()
-        wall = time.perf_counter() - t0
-        tolerance = dict(loop.tolerance)
+        for i, mode in enumerate(cfg.modes):
+            # one planner node per mode: planner_fixed_budget is a configure-time parameter (and so is the
+            # deadline mode's auto-sizing), as on a robot
+            loop = ClosedLoop(cfg, path, mode)
+            try:
+                budgets[mode] = loop.status("planner_budget")
+                if progress:
+                    print(f"planner {format_budget(mode, budgets[mode])}", file=sys.stderr, flush=True)
+                t0 = time.perf_counter()
+                records += loop.run(progress, random_baseline=cfg.random_baseline and i == 0)
+                wall += time.perf_counter() - t0
+                tolerance = dict(loop.tolerance)
+            finally:
+                loop.close()
     finally:
-        if loop is not None:
-            loop.close()
         if own and rclpy.ok():
             rclpy.shutdown()
-    summaries = []
-    for task in cfg.tasks:
-        s = summarize(task, [r for r in records if r.task == task])
-        s["tolerance_m"] = tolerance[task]
-        summaries.append(s)
+    oracle = energy = None
+    if cfg.oracle_episodes:
+        if progress:
+            print(f"oracle planner on {cfg.oracle_episodes} episode(s) per task ...", file=sys.stderr, flush=True)
+        oracle = run_oracle(cfg, path)
+    if cfg.energy_episodes:
+        if progress:
+            print(f"energy quality on {cfg.energy_episodes} scripted episode(s) per task ...", file=sys.stderr,
+                  flush=True)
+        energy = run_energy_quality(cfg, path)
+    summaries = summarize_modes(cfg, records, tolerance, budgets)
     files = write_outputs(records, Path(cfg.out), tolerance)
     return {"summaries": summaries, "records": records, "files": files, "wall_s": wall,
-            "protocol": {t: protocol(cfg, tolerance, t) for t in cfg.tasks}, "checkpoint": str(path)}
-
-
+            "protocol": {t: protocol(cfg, tolerance, t, budgets) for t in cfg.tasks}, "checkpoint": str(path),
+            "headline": headline_rows(summaries, oracle, energy), "budgets": budgets, "oracle": oracle,
+            "energy_quality": energy}
