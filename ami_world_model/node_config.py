@@ -57,7 +57,8 @@ class PlannerNodeConfig:
         "names. Empty: take them from the checkpoint.")
     servo_switch_service: str = param(
         "servo_node/switch_command_type",
-        "Servo's command-type service, called with TWIST on activate when moveit_msgs is importable.")
+        "Servo's command-type service, called with TWIST on activate when moveit_msgs has ServoCommandType; "
+        "otherwise (Humble) its sibling start_servo (std_srvs/Trigger) is called when it exists.")
     control_rate_hz: float = param(10.0, "Control (plan + publish) rate.", lo=0.5, hi=200.0)
     # --- inputs ---
     camera_topic: str = param("camera/image_raw", "Camera sensor_msgs/Image (sensor-data QoS, depth 1).")
