@@ -35,15 +35,18 @@ from pusht_bench.swm_loader import make_env  # noqa: E402
 SIZES: Dict[str, Dict[str, Any]] = {
     "full": dict(resolution=64, episodes=300, steps=100, heldout_episodes=50, heldout_steps=80, push_fraction=0.0,
                  enc_steps=400, pred_steps=3000, batch=64, peer_batch=32, peer_max_steps=None,
-                 eval_episodes=50, offsets=[25, 50], protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node"),
+                 eval_episodes=50, offsets=[25, 50], protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node",
+                 peer_protocol_cap_s=420.0),
     # An indicative run that fits about 30 min on a loaded 2-core machine (10 episodes, goals 25 steps ahead).
     "medium": dict(resolution=64, episodes=100, steps=100, heldout_episodes=10, heldout_steps=80, push_fraction=0.0,
                    enc_steps=200, pred_steps=1500, batch=64, peer_batch=32, peer_max_steps=None,
-                   eval_episodes=10, offsets=[25], protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node"),
+                   eval_episodes=10, offsets=[25], protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node",
+                   peer_protocol_cap_s=420.0),
     "small": dict(resolution=64, episodes=2, steps=30, heldout_episodes=1, heldout_steps=55, push_fraction=0.0,
                   enc_steps=1, pred_steps=1, batch=8, peer_batch=4, peer_max_steps=1,
                   eval_episodes=1, offsets=[25], protocol_cem=dict(num_samples=8, iterations=2, top_k=4),
-                  oracle_cem=dict(num_samples=8, iterations=2, top_k=4)),
+                  oracle_cem=dict(num_samples=8, iterations=2, top_k=4), peer_protocol_cap_s=None,
+                  node_cem=dict(num_samples=16, iterations=2, top_k=4)),
 }
 
 # Published PushT success (50-step budget unless noted), 224 px, GPU-trained; quoted, not measured here.
@@ -57,7 +60,7 @@ PUBLISHED = [
 
 def _fmt(r: Dict[str, Any]) -> str:
     lo, hi = r["wilson95"]
-    return f"{r['success']:.2f} [{lo:.2f}, {hi:.2f}]"
+    return f"{r['successes']}/{r['episodes']} = {r['success']:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
 def table(results: Dict[str, Any]) -> str:
@@ -131,22 +134,27 @@ def main(argv=None) -> int:
     def cem(budget: Dict[str, int]):
         return ev.protocol_planner(seed=args.seed, **budget)
 
-    node = ev.node_budget()
+    node = ev.node_budget() if S.get("node_cem", "node") == "node" else S["node_cem"]
     oracle_budget = node if S["oracle_cem"] == "node" else S["oracle_cem"]
-    planners = {
-        "ours (protocol CEM)": (ev.ModelPlanner(ours, cem(S["protocol_cem"]), low, high), ours.params(),
-                                ours_info["train_s"], S["protocol_cem"]),
-        "ours (node budget)": (ev.ModelPlanner(ours, cem(node), low, high), ours.params(), ours_info["train_s"], node),
+    proto = S["protocol_cem"]
+    # (planner, params, train seconds, CEM budget, evaluation time cap per goal offset or None)
+    planners: Dict[str, Any] = {
+        "ours (protocol CEM)": (ev.ModelPlanner(ours, cem(proto), low, high), ours.params(), ours_info["train_s"],
+                                proto, None),
+        "ours (node budget)": (ev.ModelPlanner(ours, cem(node), low, high), ours.params(), ours_info["train_s"],
+                               node, None),
     }
     for kind, tr in peers.items():
-        adapter = peer_mod.PeerPlanning(tr["model"], tr["model_cfg"] if "model_cfg" in tr else
-                                        peer_mod.PeerConfig(**tr["metrics"]["config"]), tr["windows"])
-        planners[f"{kind} (peer, protocol CEM)"] = (ev.ModelPlanner(adapter, cem(S["protocol_cem"]), low, high),
-                                                    tr["metrics"]["params"], tr["metrics"]["train_s"],
-                                                    S["protocol_cem"])
+        adapter = peer_mod.PeerPlanning(tr["model"], peer_mod.PeerConfig(**tr["metrics"]["config"]), tr["windows"])
+        m = tr["metrics"]
+        planners[f"{kind} (peer, protocol CEM)"] = (ev.ModelPlanner(adapter, cem(proto), low, high), m["params"],
+                                                    m["train_s"], proto, S["peer_protocol_cap_s"])
+        planners[f"{kind} (peer, node budget)"] = (ev.ModelPlanner(adapter, cem(node), low, high), m["params"],
+                                                   m["train_s"], node, None)
     planners["oracle (CEM on the simulator)"] = (
-        ev.OraclePlanner(lambda: make_env(S["resolution"]), cem(oracle_budget), low, high), None, None, oracle_budget)
-    planners["random"] = (ev.RandomPlanner(low, high, seed=args.seed), None, None, None)
+        ev.OraclePlanner(lambda: make_env(S["resolution"]), cem(oracle_budget), low, high), None, None,
+        oracle_budget, None)
+    planners["random"] = (ev.RandomPlanner(low, high, seed=args.seed), None, None, None, None)
 
     env = make_env(S["resolution"])
     results: Dict[str, Any] = {
@@ -166,13 +174,13 @@ def main(argv=None) -> int:
         "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
                     "python": platform.python_version()},
     }
-    for name, (planner, params, train_s, budget) in planners.items():
+    for name, (planner, params, train_s, budget, cap_s) in planners.items():
         row: Dict[str, Any] = {"params": params, "train_min": (train_s / 60) if train_s else None,
-                               "budget": budget, "offsets": {}}
+                               "budget": budget, "eval_cap_s": cap_s, "offsets": {}}
         for off in S["offsets"]:
             eps = ev.episodes_from_heldout(held, S["eval_episodes"], off, seed=args.seed + off)
             t = time.perf_counter()
-            res = ev.evaluate(env, planner, eps, f"{name} @{off}", seed=args.seed)
+            res = ev.evaluate(env, planner, eps, f"{name} @{off}", seed=args.seed, max_seconds=cap_s)
             res["eval_s"] = time.perf_counter() - t
             row["offsets"][str(off)] = res
         results["planners"][name] = row

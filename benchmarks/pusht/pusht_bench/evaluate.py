@@ -162,9 +162,15 @@ def run_episode(env: Any, planner: Any, ep: Dict[str, Any], seed: int) -> Dict[s
             "final_pos_err_px": float(np.linalg.norm(s[:4] - ep["goal"][:4]))}
 
 
-def evaluate(env: Any, planner: Any, episodes: List[Dict[str, Any]], name: str, seed: int = 0) -> Dict[str, Any]:
+def evaluate(env: Any, planner: Any, episodes: List[Dict[str, Any]], name: str, seed: int = 0,
+             max_seconds: Optional[float] = None) -> Dict[str, Any]:
+    """Run the episodes in order; with ``max_seconds``, start no episode after that much time (the result
+    then covers the first ``episodes`` only, and says so with ``capped``)."""
     rows = []
+    t0 = time.perf_counter()
     for i, ep in enumerate(episodes):
+        if max_seconds is not None and rows and time.perf_counter() - t0 > max_seconds:
+            break
         r = run_episode(env, planner, ep, seed + i)
         rows.append(r)
         print(f"[eval {name}] episode {i + 1}/{len(episodes)} success={r['success']} steps={r['steps']} "
@@ -173,6 +179,7 @@ def evaluate(env: Any, planner: Any, episodes: List[Dict[str, Any]], name: str, 
     plan_s = sum(r["plan_s"] for r in rows)
     return {
         "episodes": n,
+        "capped": n < len(episodes),
         "successes": k,
         "success": k / n if n else 0.0,
         "wilson95": wilson(k, n),
@@ -180,6 +187,7 @@ def evaluate(env: Any, planner: Any, episodes: List[Dict[str, Any]], name: str, 
         "plan_ms_per_env_step": 1e3 * plan_s / max(sum(r["steps"] for r in rows), 1),
         "mean_final_pos_err_px": float(np.mean([r["final_pos_err_px"] for r in rows])) if rows else None,
         "per_episode": [{"traj": ep["traj"], "t0": ep["t0"], **r} for ep, r in zip(episodes, rows)],
+        "success_ids": [i for i, r in enumerate(rows) if r["success"]],
     }
 
 
