@@ -47,7 +47,7 @@ $(BENCH_STAMP): requirements.txt requirements-bench.txt benchmarks/pusht/require
 	touch $(BENCH_STAMP)
 
 bench-pusht: bench-pusht-setup
-	$(BENCH_VENV)/bin/python benchmarks/pusht/run.py --out benchmarks/pusht/runs/full
+	$(BENCH_VENV)/bin/python benchmarks/pusht/run.py --out benchmarks/pusht/runs/full --results benchmarks/pusht/results.json
 
 clean:
 	rm -rf $(VENV) build install log *.egg-info results
