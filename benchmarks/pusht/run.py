@@ -128,6 +128,7 @@ def main(argv=None) -> int:
             cfg = peer_mod.PeerConfig(kind=kind, resolution=S["resolution"], batch_size=S["peer_batch"],
                                       seed=args.seed)
             trained = peer_mod.train(data.episodes, cfg, seconds=ours_info["train_s"], max_steps=S["peer_max_steps"])
+            torch.save(trained["model"].state_dict(), out / f"peer_{kind}.pt")  # tensors only, for diagnostics
             peers[kind] = trained
 
     # 4. evaluation
@@ -156,6 +157,13 @@ def main(argv=None) -> int:
         oracle_budget, None)
     planners["random"] = (ev.RandomPlanner(low, high, seed=args.seed), None, None, None, None)
 
+    # Energy quality (issue 13's diagnostic): does each model's planning energy track the true distance?
+    diagnostics = {"ours": ev.energy_quality(ours, held, S["offsets"][0])}
+    for kind, tr in peers.items():
+        adapter = peer_mod.PeerPlanning(tr["model"], peer_mod.PeerConfig(**tr["metrics"]["config"]), tr["windows"])
+        diagnostics[kind] = ev.energy_quality(adapter, held, S["offsets"][0])
+    print(f"[energy quality @{S['offsets'][0]}] {diagnostics}", flush=True)
+
     env = make_env(S["resolution"])
     results: Dict[str, Any] = {
         "size": size,
@@ -169,6 +177,7 @@ def main(argv=None) -> int:
         "data": stats,
         "ours": {k: v for k, v in ours_info.items()},
         "peers": {k: {kk: vv for kk, vv in tr["metrics"].items() if kk != "history"} for k, tr in peers.items()},
+        "energy_quality": diagnostics,
         "planners": {},
         "published": PUBLISHED,
         "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,

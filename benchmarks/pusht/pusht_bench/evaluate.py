@@ -191,6 +191,45 @@ def evaluate(env: Any, planner: Any, episodes: List[Dict[str, Any]], name: str, 
     }
 
 
+def _ranks(x: np.ndarray) -> np.ndarray:
+    r = np.empty(len(x))
+    r[np.argsort(x, kind="stable")] = np.arange(len(x))
+    return r
+
+
+def true_distance(states: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """The success test's terms in units of their tolerances: position error / 20 px + angle error / (pi/9)."""
+    pos = np.linalg.norm(states[:, :4] - goal[:4], axis=1) / 20.0
+    ang = np.abs(states[:, 4] - goal[4]) % (2 * np.pi)
+    return pos + np.minimum(ang, 2 * np.pi - ang) / (np.pi / 9)
+
+
+@torch.no_grad()
+def energy_quality(adapter: Any, held: Dict[str, np.ndarray], offset: int) -> Dict[str, Any]:
+    """How well a model's planning energy tracks the true distance to the goal along held-out trajectories.
+
+    For each trajectory segment [t0, t0 + offset] with its last frame as the goal: the Spearman rank
+    correlation between the energy of each frame to the goal and the true distance, and the fraction of
+    steps where the energy falls when the true distance falls (0.5 = chance).
+    """
+    frames, states = held["frames"], held["states"]
+    rhos, agree, total = [], 0, 0
+    for e in range(frames.shape[0]):
+        for t0 in range(0, frames.shape[1] - offset, offset):
+            goal = adapter.encode(frames[e, t0 + offset])
+            z = [adapter.encode(frames[e, t]) for t in range(t0, t0 + offset + 1)]
+            en = np.array([float(adapter.frame_energy(zi, goal)) for zi in z])
+            d = true_distance(states[e, t0:t0 + offset + 1], states[e, t0 + offset])
+            if np.ptp(d) > 0 and np.ptp(en) > 0:
+                rhos.append(float(np.corrcoef(_ranks(en), _ranks(d))[0, 1]))
+            dd, de = np.diff(d), np.diff(en)
+            falls = dd < -1e-3
+            agree += int(np.sum(de[falls] < 0))
+            total += int(np.sum(falls))
+    return {"spearman_mean": float(np.mean(rhos)) if rhos else None, "segments": len(rhos),
+            "energy_falls_when_distance_falls": agree / total if total else None}
+
+
 def planner_dict(cfg: PlannerConfig) -> Dict[str, Any]:
     return {k: v for k, v in asdict(cfg).items() if k in (
         "method", "num_samples", "iterations", "top_k", "horizon_steps", "warm_start", "init_std", "warm_std",

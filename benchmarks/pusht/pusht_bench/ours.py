@@ -18,6 +18,7 @@ import torch
 
 from ami_world_model.models.checkpoint import load_world_model
 from ami_world_model.planning.dynamics import WorldModelState, make_world_model_dynamics
+from ami_world_model.planning.energy import latent_energy
 
 
 def _run(cmd: List[str], env: Dict[str, str]) -> Dict[str, Any]:
@@ -66,6 +67,11 @@ class OursPlanning:
 
     def state0(self, z: torch.Tensor) -> WorldModelState:
         return WorldModelState.from_history(z[None], None, self.k, action_dim=len(self.low))
+
+    @staticmethod
+    def frame_energy(z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """The planner's default energy (L1 latent distance) between two encoded frames."""
+        return latent_energy(z[None], goal)[0]
 
     def params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())

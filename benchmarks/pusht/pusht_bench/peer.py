@@ -230,6 +230,10 @@ class PeerPlanning:
         return PeerState(z, acts, min(n + 1, h))
 
     @staticmethod
+    def frame_energy(z: Tensor, goal: Tensor) -> Tensor:
+        return (z - goal).pow(2).sum()
+
+    @staticmethod
     def energy(state: PeerState, goal: Tensor) -> Tensor:
         """LeWM's planning cost: squared L2 between the last predicted embedding and the goal's."""
         return (state.latest - goal.view(1, -1)).pow(2).sum(-1).float()
