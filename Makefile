@@ -35,5 +35,19 @@ model: setup
 bench: setup
 	$(VENV)/bin/ami-wm bench
 
+# PushT benchmark (benchmarks/pusht/README.md): its own venv with the extra; the core never imports it.
+.PHONY: bench-pusht bench-pusht-setup
+BENCH_VENV := benchmarks/pusht/.venv
+BENCH_STAMP := $(BENCH_VENV)/.setup-stamp
+bench-pusht-setup: $(BENCH_STAMP)
+$(BENCH_STAMP): requirements.txt requirements-bench.txt benchmarks/pusht/requirements-nodeps.txt
+	test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q -r requirements.txt -r requirements-bench.txt
+	$(BENCH_VENV)/bin/python -m pip install -q --no-deps -r benchmarks/pusht/requirements-nodeps.txt
+	touch $(BENCH_STAMP)
+
+bench-pusht: bench-pusht-setup
+	$(BENCH_VENV)/bin/python benchmarks/pusht/run.py --out benchmarks/pusht/runs/full --results benchmarks/pusht/results.json
+
 clean:
 	rm -rf $(VENV) build install log *.egg-info results

@@ -1,0 +1,152 @@
+"""PushT play data: the peer's collection rule, recorded as a rosbag2 with the project's topics.
+
+The rule is stable-worldmodel's ``WeakPolicy`` (envs/pusht/expert_policy.py): each env step, a uniform random
+relative action in [-1, 1]^2, whose target (agent + action * action_scale) is clipped to within
+``dist_constraint`` = 100 px of the block, so the tool stays near the block. ``WeakPolicy.get_action`` itself
+fails on a single (non-vector) env ("setting an array element with a sequence"), so the rule is
+re-implemented here, not imported.
+
+Optionally a share of episodes are scripted pushes (go behind the block, push through it) for when the
+random rule makes contact too rarely; ``contact_fraction`` in the stats says how often the block moved.
+
+Bag layout (what ``ami-wm train`` reads by default, see ami_world_model/data/bags.py):
+  /camera/image_raw               sensor_msgs/Image rgb8, one per env step (10 Hz sim time)
+  /servo_node/delta_twist_cmds    geometry_msgs/TwistStamped, twist.linear.{x,y} = the relative action
+                                  taken after that frame (same stamp as the frame)
+  /episode_start                  std_msgs/String JSON {episode, seed, rule}; episodes also 1 s apart
+Held-out trajectories (not in the bag) go to an .npz with states, actions and frames for the evaluation.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Dict
+
+import numpy as np
+from pusht_bench.swm_loader import make_env
+
+IMAGE_TOPIC = "/camera/image_raw"
+COMMAND_TOPIC = "/servo_node/delta_twist_cmds"
+EPISODE_TOPIC = "/episode_start"
+DIST_CONSTRAINT_PX = 100.0
+PUSH_STANDOFF_PX = 70.0
+
+
+def weak_policy_action(env: Any, rng: np.random.Generator) -> np.ndarray:
+    """The WeakPolicy rule for one env: ``[2]`` relative action in [-1, 1]."""
+    base = env.unwrapped
+    agent = np.array(base.agent.position, dtype=np.float64)
+    block = np.array(base.block.position, dtype=np.float64)
+    target = agent + rng.uniform(-1.0, 1.0, size=2) * base.action_scale
+    target = np.clip(target, block - DIST_CONSTRAINT_PX, block + DIST_CONSTRAINT_PX)
+    return np.clip((target - agent) / base.action_scale, -1.0, 1.0).astype(np.float32)
+
+
+class ScriptedPush:
+    """Go to a point behind the block (opposite a random push direction), then push through the block."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        ang = rng.uniform(0, 2 * np.pi)
+        self.direction = np.array([np.cos(ang), np.sin(ang)])
+        self.noise = rng
+        self.pushing = False
+
+    def __call__(self, env: Any) -> np.ndarray:
+        base = env.unwrapped
+        agent = np.array(base.agent.position, dtype=np.float64)
+        block = np.array(base.block.position, dtype=np.float64)
+        behind = block - PUSH_STANDOFF_PX * self.direction
+        if not self.pushing and np.linalg.norm(agent - behind) < 15.0:
+            self.pushing = True
+        target = block + 40.0 * self.direction if self.pushing else behind
+        step = (target - agent) / base.action_scale + self.noise.normal(0.0, 0.1, size=2)
+        return np.clip(step, -1.0, 1.0).astype(np.float32)
+
+
+def _run_episode(env: Any, seed: int, steps: int, scripted: bool, rng: np.random.Generator,
+                 render: bool = True) -> Dict[str, np.ndarray]:
+    """One episode: frames [T+1, H, W, 3], states [T+1, 7], actions [T, 2], block moved per step [T]."""
+    env.reset(seed=seed)
+    base = env.unwrapped
+    push = ScriptedPush(rng) if scripted else None
+    frames = [env.render()] if render else []
+    states = [base._get_obs()]  # 7-D: agent xy, block xy, block angle, agent velocity
+    actions, moved = [], []
+    for _ in range(steps):
+        a = push(env) if push is not None else weak_policy_action(env, rng)
+        env.step(a)
+        s = base._get_obs()
+        moved.append(np.linalg.norm(s[2:4] - states[-1][2:4]) > 0.5 or abs(s[4] - states[-1][4]) > 1e-3)
+        states.append(s)
+        actions.append(a)
+        if render:
+            frames.append(env.render())
+    return {
+        "frames": np.stack(frames) if render else np.zeros((0,), np.uint8),
+        "states": np.stack(states).astype(np.float64),
+        "actions": np.stack(actions).astype(np.float32),
+        "moved": np.array(moved, dtype=bool),
+    }
+
+
+def collect(bag_dir: Path, heldout_path: Path, episodes: int, steps: int, heldout_episodes: int,
+            heldout_steps: int, resolution: int, seed: int = 0, push_fraction: float = 0.0,
+            storage: str = "mcap") -> Dict[str, Any]:
+    """Record ``episodes`` training episodes into ``bag_dir`` and ``heldout_episodes`` into ``heldout_path``.
+
+    Training seeds are ``seed + i``; held-out seeds start at ``seed + 1_000_000`` (never in the bag).
+    Returns stats: frames, contact fraction, collection seconds.
+    """
+    from ami_world_model.data.bags import BagWriter
+
+    env = make_env(resolution)
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    moved_total, steps_total, frames_total = 0, 0, 0
+    period = 1.0 / env.unwrapped.control_hz  # 0.1 s: one env step
+    with BagWriter(bag_dir, storage=storage) as bag:
+        t_base = 0.0
+        for ep in range(episodes):
+            scripted = bool(rng.uniform() < push_fraction)
+            ep_seed = seed + ep
+            out = _run_episode(env, ep_seed, steps, scripted, rng)
+            bag.string(EPISODE_TOPIC, t_base, json.dumps(
+                {"episode": ep, "seed": ep_seed, "rule": "scripted_push" if scripted else "weak_policy"}))
+            for i in range(steps):  # the last frame has no action after it; it is not recorded
+                t = t_base + 0.01 + i * period
+                bag.image(IMAGE_TOPIC, t, out["frames"][i])
+                a = out["actions"][i]
+                bag.twist_stamped(COMMAND_TOPIC, t, (float(a[0]), float(a[1]), 0.0))
+            frames_total += steps
+            moved_total += int(out["moved"].sum())
+            steps_total += steps
+            t_base += steps * period + 1.0
+    t_train = time.perf_counter() - t0
+
+    held = [_run_episode(env, seed + 1_000_000 + i, heldout_steps, False, rng) for i in range(heldout_episodes)]
+    np.savez_compressed(
+        heldout_path,
+        states=np.stack([h["states"] for h in held]),  # [E, T+1, 7]
+        actions=np.stack([h["actions"] for h in held]),  # [E, T, 2]
+        frames=np.stack([h["frames"] for h in held]),  # [E, T+1, H, W, 3]
+    )
+    env.close()
+    return {
+        "episodes": episodes,
+        "steps_per_episode": steps,
+        "frames": frames_total,
+        "push_fraction": push_fraction,
+        "contact_fraction": moved_total / max(steps_total, 1),
+        "collect_s": t_train,
+        "heldout_episodes": heldout_episodes,
+        "heldout_steps": heldout_steps,
+        "heldout_s": time.perf_counter() - t0 - t_train,
+        "resolution": resolution,
+    }
+
+
+def load_heldout(path: Path) -> Dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+

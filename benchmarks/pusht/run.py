@@ -1,0 +1,209 @@
+"""PushT benchmark: collect -> train ours (`ami-wm train`) -> train the peer (LeWM) for the same minutes ->
+evaluate every planner under the anchors' protocol -> results.json + a Markdown table.
+
+  benchmarks/pusht/.venv/bin/python benchmarks/pusht/run.py --out benchmarks/pusht/runs/full   (make bench-pusht)
+  ... run.py --small --out /tmp/smoke      (or PUSHT_BENCH_SIZE=small): the smoke test's size, about a minute
+
+Run it with the benchmark's venv (make bench-pusht-setup); the repository root and this folder are put on
+sys.path here, so no install of the project is needed in that venv.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+for p in (str(ROOT), str(HERE)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import torch  # noqa: E402
+from pusht_bench import collect as collect_mod  # noqa: E402
+from pusht_bench import evaluate as ev  # noqa: E402
+from pusht_bench import ours as ours_mod  # noqa: E402
+from pusht_bench import peer as peer_mod  # noqa: E402
+from pusht_bench.swm_loader import make_env  # noqa: E402
+
+# Sizes. "full" is `make bench-pusht` (budgeted to finish in <= 60 min on a 2-core CPU); "small" the smoke test.
+SIZES: Dict[str, Dict[str, Any]] = {
+    # The protocol CEM (300 x 30) costs 15-45 s per plan for ours and 40-130 s for LeWM on this CPU, so its
+    # evaluation is time-capped per offset (results say how many episodes ran); the node budget runs all 50.
+    "full": dict(resolution=64, episodes=300, steps=100, heldout_episodes=50, heldout_steps=80, push_fraction=0.0,
+                 enc_steps=300, pred_steps=2000, batch=64, peer_batch=32, peer_max_steps=None,
+                 eval_episodes=50, offsets=[25, 50], protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node",
+                 protocol_cap_s=300.0),
+    # An indicative run that fits about 30 min on a loaded 2-core machine (10 episodes, goals 25 steps ahead).
+    "medium": dict(resolution=64, episodes=100, steps=100, heldout_episodes=10, heldout_steps=80, push_fraction=0.0,
+                   enc_steps=200, pred_steps=1500, batch=64, peer_batch=32, peer_max_steps=None,
+                   eval_episodes=10, offsets=[25], protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node",
+                   protocol_cap_s=420.0),
+    "small": dict(resolution=64, episodes=2, steps=30, heldout_episodes=1, heldout_steps=55, push_fraction=0.0,
+                  enc_steps=1, pred_steps=1, batch=8, peer_batch=4, peer_max_steps=1,
+                  eval_episodes=1, offsets=[25], protocol_cem=dict(num_samples=8, iterations=2, top_k=4),
+                  oracle_cem=dict(num_samples=8, iterations=2, top_k=4), protocol_cap_s=None,
+                  node_cem=dict(num_samples=16, iterations=2, top_k=4)),
+}
+
+# Published PushT success (50-step budget unless noted), 224 px, GPU-trained; quoted, not measured here.
+PUBLISHED = [
+    {"model": "LeWM", "success": 0.96, "setting": "published; ViT-tiny JEPA + SIGReg, ~15 M params, 224 px, GPU"},
+    {"model": "DINO-WM", "success": 0.90, "setting": "published in its paper; unlimited replanning, 224 px"},
+    {"model": "DINO-WM", "success": 0.74, "setting": "published; 50-step budget, stable-worldmodel harness, 224 px"},
+    {"model": "PLDM", "success": 0.78, "setting": "published; 50-step budget, stable-worldmodel harness, 224 px"},
+]
+
+
+def _fmt(r: Dict[str, Any]) -> str:
+    lo, hi = r["wilson95"]
+    return f"{r['successes']}/{r['episodes']} = {r['success']:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def table(results: Dict[str, Any]) -> str:
+    offs = results["protocol"]["goal_offsets"]
+    head = "| planner | params | train min | " + " | ".join(f"success @{o} [95 % CI]" for o in offs) + \
+        " | plan ms / call | plan ms / env step |"
+    lines = [head, "|" + "---|" * (5 + len(offs))]
+    for name, row in results["planners"].items():
+        cells = [name, str(row.get("params", "-")), f"{row['train_min']:.1f}" if row.get("train_min") else "-"]
+        cells += [_fmt(row["offsets"][str(o)]) if str(o) in row["offsets"] else "-" for o in offs]
+        first = row["offsets"][str(offs[0])]
+        cells += [f"{first['plan_ms_per_call']:.0f}", f"{first['plan_ms_per_env_step']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    for p in PUBLISHED:
+        lines.append(f"| {p['model']} (published) | - | - | {p['success']:.2f} ({p['setting']}) |" +
+                     " |" * (len(offs) + 1))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True, help="work folder (bag, checkpoints, results.json)")
+    ap.add_argument("--small", action="store_true", help="smoke-test size (same as --size small)")
+    ap.add_argument("--size", choices=sorted(SIZES), default=os.environ.get("PUSHT_BENCH_SIZE", "full"),
+                    help="full (make bench-pusht), medium, small (the smoke test); env PUSHT_BENCH_SIZE")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-peer", action="store_true", help="evaluate ours, oracle and random only")
+    ap.add_argument("--peers", default="lewm", help="comma list of lewm, pldm")
+    ap.add_argument("--results", type=Path, default=None, help="also copy results.json here")
+    args = ap.parse_args(argv)
+    size = "small" if args.small else args.size
+    S = SIZES[size]
+    torch.set_num_threads(args.threads)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    env_vars = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+
+    # 1. data
+    bag, held_path = out / "bag", out / "heldout.npz"
+    stats_path = out / "collect.json"
+    if not bag.exists():
+        stats = collect_mod.collect(bag, held_path, S["episodes"], S["steps"], S["heldout_episodes"],
+                                    S["heldout_steps"], S["resolution"], seed=args.seed,
+                                    push_fraction=S["push_fraction"])
+        stats_path.write_text(json.dumps(stats, indent=1))
+    stats = json.loads(stats_path.read_text())
+    print(f"[data] {stats}", flush=True)
+    held = collect_mod.load_heldout(held_path)
+
+    # 2. ours, through `ami-wm train`
+    ours_info = ours_mod.train(bag, out / "ours", S["enc_steps"], S["pred_steps"], ev.FRAMESKIP, S["batch"],
+                               env_vars, seed=args.seed)
+    ours = ours_mod.OursPlanning(ours_info["checkpoint"])
+    low, high = ours.low, ours.high  # every planner searches the same box: the data's block-action range
+
+    # 3. the peer(s), same frames, same wall clock as ours
+    peers: Dict[str, Any] = {}
+    if not args.skip_peer:
+        from ami_world_model.data.bags import BagSpec, load_episodes
+
+        data = load_episodes(bag, BagSpec(image_size=[S["resolution"]] * 2))
+        for kind in [k.strip() for k in args.peers.split(",") if k.strip()]:
+            cfg = peer_mod.PeerConfig(kind=kind, resolution=S["resolution"], batch_size=S["peer_batch"],
+                                      seed=args.seed)
+            trained = peer_mod.train(data.episodes, cfg, seconds=ours_info["train_s"], max_steps=S["peer_max_steps"])
+            torch.save(trained["model"].state_dict(), out / f"peer_{kind}.pt")  # tensors only, for diagnostics
+            peers[kind] = trained
+
+    # 4. evaluation
+    def cem(budget: Dict[str, int]):
+        return ev.protocol_planner(seed=args.seed, **budget)
+
+    node = ev.node_budget() if S.get("node_cem", "node") == "node" else S["node_cem"]
+    oracle_budget = node if S["oracle_cem"] == "node" else S["oracle_cem"]
+    proto = S["protocol_cem"]
+    # (planner, params, train seconds, CEM budget, evaluation time cap per goal offset or None)
+    planners: Dict[str, Any] = {
+        "ours (protocol CEM)": (ev.ModelPlanner(ours, cem(proto), low, high), ours.params(), ours_info["train_s"],
+                                proto, S["protocol_cap_s"]),
+        "ours (node budget)": (ev.ModelPlanner(ours, cem(node), low, high), ours.params(), ours_info["train_s"],
+                               node, None),
+    }
+    for kind, tr in peers.items():
+        adapter = peer_mod.PeerPlanning(tr["model"], peer_mod.PeerConfig(**tr["metrics"]["config"]), tr["windows"])
+        m = tr["metrics"]
+        planners[f"{kind} (peer, protocol CEM)"] = (ev.ModelPlanner(adapter, cem(proto), low, high), m["params"],
+                                                    m["train_s"], proto, S["protocol_cap_s"])
+        planners[f"{kind} (peer, node budget)"] = (ev.ModelPlanner(adapter, cem(node), low, high), m["params"],
+                                                   m["train_s"], node, None)
+    planners["oracle (CEM on the simulator)"] = (
+        ev.OraclePlanner(lambda: make_env(S["resolution"]), cem(oracle_budget), low, high), None, None,
+        oracle_budget, None)
+    planners["random"] = (ev.RandomPlanner(low, high, seed=args.seed), None, None, None, None)
+
+    # Energy quality (issue 13's diagnostic): does each model's planning energy track the true distance?
+    diagnostics = {"ours": ev.energy_quality(ours, held, S["offsets"][0])}
+    for kind, tr in peers.items():
+        adapter = peer_mod.PeerPlanning(tr["model"], peer_mod.PeerConfig(**tr["metrics"]["config"]), tr["windows"])
+        diagnostics[kind] = ev.energy_quality(adapter, held, S["offsets"][0])
+    print(f"[energy quality @{S['offsets'][0]}] {diagnostics}", flush=True)
+
+    env = make_env(S["resolution"])
+    results: Dict[str, Any] = {
+        "size": size,
+        "resolution_px": S["resolution"],
+        "protocol": {
+            "eval_episodes": S["eval_episodes"], "goal_offsets": S["offsets"], "budget_env_steps": ev.BUDGET_STEPS,
+            "frameskip": ev.FRAMESKIP, "horizon_blocks": ev.HORIZON_BLOCKS, "replan": "after each 5-block plan",
+            "success": "env eval_state (20 px agent+block position, pi/9 angle), latched",
+            "action_bounds": {"low": low, "high": high},
+        },
+        "data": stats,
+        "ours": {k: v for k, v in ours_info.items()},
+        "peers": {k: {kk: vv for kk, vv in tr["metrics"].items() if kk != "history"} for k, tr in peers.items()},
+        "energy_quality": diagnostics,
+        "planners": {},
+        "published": PUBLISHED,
+        "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
+                    "python": platform.python_version()},
+    }
+    for name, (planner, params, train_s, budget, cap_s) in planners.items():
+        row: Dict[str, Any] = {"params": params, "train_min": (train_s / 60) if train_s else None,
+                               "budget": budget, "eval_cap_s": cap_s, "offsets": {}}
+        for off in S["offsets"]:
+            eps = ev.episodes_from_heldout(held, S["eval_episodes"], off, seed=args.seed + off)
+            t = time.perf_counter()
+            res = ev.evaluate(env, planner, eps, f"{name} @{off}", seed=args.seed, max_seconds=cap_s)
+            res["eval_s"] = time.perf_counter() - t
+            row["offsets"][str(off)] = res
+        results["planners"][name] = row
+    results["total_s"] = time.perf_counter() - t_start
+    path = out / "results.json"
+    path.write_text(json.dumps(results, indent=1, default=float))
+    if args.results:
+        args.results.write_text(json.dumps(results, indent=1, default=float))
+    print(table(results))
+    print(f"[done] {path} in {results['total_s'] / 60:.1f} min", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Smoke test of the PushT benchmark (benchmarks/pusht): 2 short episodes into a bag, one training step each for
+ours (`ami-wm train`) and the peer (LeWM), a 1-episode evaluation per planner that writes results.json.
+
+The benchmark runs in its own venv (`make bench-pusht-setup`, benchmarks/pusht/README.md), because its extra
+(stable-worldmodel, pymunk, pygame, transformers) is not part of the core's requirements; the test skips, with
+that reason, only when that venv is absent.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks" / "pusht"
+BENCH_PY = BENCH / ".venv" / "bin" / "python"
+
+
+def _evaluate_module():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from pusht_bench import evaluate
+    finally:
+        sys.path.remove(str(BENCH))
+    return evaluate
+
+
+def test_wilson_interval_matches_known_values():
+    ev = _evaluate_module()
+    lo, hi = ev.wilson(45, 50)
+    assert lo == pytest.approx(0.7864, abs=1e-3) and hi == pytest.approx(0.9565, abs=1e-3)
+    assert ev.wilson(0, 50)[0] == 0.0 and ev.wilson(0, 50)[1] == pytest.approx(0.0713, abs=1e-3)
+    assert ev.wilson(50, 50)[1] == 1.0
+
+
+def test_protocol_constants_and_episode_selection():
+    ev = _evaluate_module()
+    assert (ev.BUDGET_STEPS, ev.FRAMESKIP, ev.HORIZON_BLOCKS) == (50, 5, 5)
+    assert ev.PROTOCOL_CEM == {"num_samples": 300, "iterations": 30, "top_k": 30}
+    states = np.arange(3 * 61 * 7, dtype=np.float64).reshape(3, 61, 7)
+    eps = ev.episodes_from_heldout({"states": states}, 5, 25, seed=1)
+    for ep in eps:
+        assert 0 <= ep["t0"] <= 60 - 25
+        np.testing.assert_array_equal(ep["goal"], states[ep["traj"], ep["t0"] + 25])
+    with pytest.raises(ValueError):
+        ev.episodes_from_heldout({"states": states}, 1, 61, seed=0)
+
+
+@pytest.mark.skipif(not BENCH_PY.exists(), reason="PushT benchmark venv missing: run `make bench-pusht-setup`")
+def test_bench_pusht_smoke(tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, PUSHT_BENCH_SIZE="small")
+    proc = subprocess.run([str(BENCH_PY), str(BENCH / "run.py"), "--out", str(out), "--threads", "1"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+
+    # Data: 2 episodes x 30 frames, and the bag reads through the core's own reader with its default topics.
+    assert res["data"]["episodes"] == 2 and res["data"]["frames"] == 60
+    from ami_world_model.data.bags import BagSpec, load_episodes
+
+    data = load_episodes(out / "bag", BagSpec(image_size=[64, 64]))
+    assert len(data.episodes) == 2
+    assert all(len(e.images) == 30 and e.images.shape[1:] == (64, 64, 3) for e in data.episodes)
+    acts = np.concatenate([e.actions for e in data.episodes])
+    assert acts.shape[1] == 2 and np.all(np.abs(acts) <= 1.0 + 1e-6)
+
+    # One training step each: ours through `ami-wm train`, the peer through our loop.
+    assert res["ours"]["encoder_steps"] == 1 and res["ours"]["predictor_steps"] == 1
+    assert (out / "ours" / "wm.safetensors").exists()
+    assert res["peers"]["lewm"]["steps"] == 1 and res["peers"]["lewm"]["params"] > 1_000_000
+
+    # A 1-episode evaluation per planner, with the protocol's fields.
+    names = set(res["planners"])
+    assert {"ours (protocol CEM)", "ours (node budget)", "lewm (peer, protocol CEM)",
+            "oracle (CEM on the simulator)", "random"} <= names
+    for row in res["planners"].values():
+        r = row["offsets"]["25"]
+        assert r["episodes"] == 1 and r["successes"] in (0, 1)
+        lo, hi = r["wilson95"]
+        assert 0.0 <= lo <= r["success"] <= hi <= 1.0
+        ep = r["per_episode"][0]
+        assert 1 <= ep["steps"] <= 50 and (ep["success"] or ep["steps"] == 50)
+    assert res["protocol"]["budget_env_steps"] == 50 and res["protocol"]["horizon_blocks"] == 5
