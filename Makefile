@@ -20,11 +20,11 @@ $(STAMP): requirements.txt requirements-ros.txt setup.py
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-test: setup lint
+test: setup lint bench-pusht-setup
 	$(VENV)/bin/python -m pytest -q test
 
 lint: setup
-	$(VENV)/bin/ruff check ami_world_model test launch scripts
+	$(VENV)/bin/ruff check ami_world_model test launch scripts benchmarks/pusht
 
 demo: setup
 	$(VENV)/bin/ami-wm demo
