@@ -51,6 +51,7 @@ class LoopEpisode:
     distances_m: List[float] = field(default_factory=list)  # at the start, then after every tick
     tick_ms: List[float] = field(default_factory=list)  # engine encode + plan per tick
     touched: bool = False
+    reached: bool = False  # within tolerance at some tick
 
 
 def _node_config(checkpoint: Path, backend: str, params: Optional[Dict[str, Any]]):
@@ -131,8 +132,9 @@ class EngineLoop:
         success = bool(cell.success(goal))
         trace = EpisodeTrace(task, success, distances, stop, blocks,
                              goal.block_position[:2].tolist() if task == "push" else None, touched)
+        tol = cell.config.reach_tolerance_m if task == "reach" else cell.config.push_tolerance_m
         return LoopEpisode(task, int(seed), success, distances[0], distances[-1], steps, stop,
-                           classify_failure(trace), distances, tick_ms, touched)
+                           classify_failure(trace), distances, tick_ms, touched, min(distances) <= tol)
 
     def close(self) -> None:
         self.engine.close()
@@ -146,6 +148,8 @@ def summarize(episodes: Sequence[LoopEpisode]) -> Dict[str, Any]:
         **{f"success_{k}": v for k, v in success_summary([e.success for e in episodes]).items()},
         "mean_final_distance_m": float(np.mean([e.final_distance_m for e in episodes])) if episodes else math.nan,
         "mean_steps": float(np.mean([e.steps for e in episodes])) if episodes else math.nan,
+        # within tolerance at some tick (the goal was reached, maybe not held): "got there" vs "stayed there"
+        "reached_at_some_tick": int(sum(e.reached for e in episodes)),
         "tick_ms_p50": float(np.percentile(ticks, 50)) if ticks else math.nan,
         "tick_ms_p95": float(np.percentile(ticks, 95)) if ticks else math.nan,
         "failures": count_reasons(e.failure for e in episodes),
@@ -173,7 +177,8 @@ def evaluate(checkpoint: Path, tasks: Sequence[str], seeds: Sequence[int], backe
                           f"ticks, {ep.stop_reason} / {ep.failure}", file=sys.stderr, flush=True)
             out[task] = {**summarize(eps), "episodes": [
                 {"seed": e.seed, "success": e.success, "final_distance_m": e.final_distance_m,
-                 "steps": e.steps, "stop_reason": e.stop_reason, "failure": e.failure} for e in eps]}
+                 "min_distance_m": min(e.distances_m), "steps": e.steps, "stop_reason": e.stop_reason,
+                 "failure": e.failure} for e in eps]}
     finally:
         loop.close()
     return out
