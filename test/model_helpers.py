@@ -14,3 +14,25 @@ def perturbed_tiny_model(seed: int = 0, **overrides) -> WorldModel:
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
     return model
+
+
+def assert_same_table(a, b, abs_tol: float = 1e-9, path: str = "") -> None:
+    """``a == b`` for nested results, floats within ``abs_tol`` (1e-9: a nanometre for distances).
+
+    Two runs of the same fixed-budget evaluation make the same decisions, but a BLAS may sum in another order
+    between calls (buffer alignment), so a float can differ in its last bits; everything else must be equal.
+    """
+    import math
+
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), f"{path}: keys {sorted(a)} != {sorted(b)}"
+        for k in a:
+            assert_same_table(a[k], b[k], abs_tol, f"{path}.{k}")
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        assert len(a) == len(b), f"{path}: length {len(a)} != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_table(x, y, abs_tol, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= abs_tol, f"{path}: {a} != {b}"
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from model_helpers import assert_same_table
 from node_harness import tiny_sim_model
 
 from ami_world_model.evaluation.report import EpisodeRecord, format_table, summarize
@@ -323,8 +324,8 @@ def test_fixed_budget_mode_is_deterministic(tmp_path):
     a, b = runs
     keys = ("success", "final_distance_m", "initial_distance_m", "steps", "distances_m", "stop_reason",
             "plan_iterations", "block_xy", "goal_xy", "touched", "min_tool_block_m", "failure", "mode")
-    assert [{k: getattr(r, k) for k in keys} for r in a["records"]] == \
-        [{k: getattr(r, k) for k in keys} for r in b["records"]]
+    assert_same_table([{k: getattr(r, k) for k in keys} for r in a["records"]],
+                      [{k: getattr(r, k) for k in keys} for r in b["records"]])
     for r in a["records"]:
         assert len(r.block_xy) == r.steps + 1 and r.failure and r.mode == "fixed"
         assert r.plan_iterations and set(r.plan_iterations) == {4}
@@ -332,5 +333,5 @@ def test_fixed_budget_mode_is_deterministic(tmp_path):
 
     timing = ("tick_latency_p50_ms", "tick_latency_p95_ms")
     same = lambda s: _json_safe({k: v for k, v in s.items() if k not in timing})  # noqa: E731 - NaN -> None
-    assert [same(s) for s in a["summaries"]] == [same(s) for s in b["summaries"]]
+    assert_same_table([same(s) for s in a["summaries"]], [same(s) for s in b["summaries"]])
     assert a["protocol"] == b["protocol"]
