@@ -69,18 +69,14 @@ class ImageEnergyDynamics(SimDynamics):
 def run_image_oracle(cell: SimCell, task: str, seeds: Sequence[int], features: Callable[[np.ndarray], Tensor],
                      action_dt_s: float = 0.3, max_steps: int = 80) -> list:
     """One oracle episode per seed with the image energy (the node's budget, fixed; see oracle.py)."""
-    import ami_world_model.evaluation.oracle as oracle
+    def make_dynamics(c: SimCell, n: int, dt: float) -> ImageEnergyDynamics:
+        return ImageEnergyDynamics(c, n, dt, features)
 
     episodes: list = []
-    original = oracle.SimDynamics
-    # run_oracle_episode builds SimDynamics itself: hand it this subclass for the duration of the call.
-    oracle.SimDynamics = lambda c, n, dt: ImageEnergyDynamics(c, n, dt, features)  # type: ignore[assignment]
-    try:
-        for seed in seeds:
-            cell.reset(seed=seed, task=task)  # the goal image exists before the energy is made
-            episodes.append(run_oracle_episode(cell, task, seed, action_dt_s=action_dt_s, max_steps=max_steps))
-    finally:
-        oracle.SimDynamics = original
+    for seed in seeds:
+        cell.reset(seed=seed, task=task)  # the goal image exists before the energy is made
+        episodes.append(run_oracle_episode(cell, task, seed, action_dt_s=action_dt_s, max_steps=max_steps,
+                                           make_dynamics=make_dynamics))
     return episodes
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -113,6 +113,7 @@ def run_oracle_episode(
     max_steps: int = 80,
     replan_every_ticks: Optional[int] = None,
     stop_on_success: bool = True,
+    make_dynamics: Optional[Callable[[SimCell, int, float], SimDynamics]] = None,
 ) -> OracleEpisode:
     """One episode of the oracle planner on ``cell`` (reset from ``seed``), with a fixed budget (no deadline).
 
@@ -127,6 +128,8 @@ def run_oracle_episode(
             action period, i.e. ``action_dt_s / control_dt_s`` ticks).
         stop_on_success: stop the arm once the true distance is within tolerance (the node's goal_reached),
             then judge success after one more, still, tick.
+        make_dynamics: ``(cell, max_samples, action_dt_s) -> SimDynamics`` (default ``SimDynamics``): a
+            subclass scores candidates with another energy (``image_oracle.py``).
     Returns:
         An OracleEpisode (with its failure reason).
     """
@@ -135,7 +138,7 @@ def run_oracle_episode(
     every = replan_every_ticks or max(1, int(round(action_dt_s / period)))
     spec = cell.action_spec()
     controller = RecedingHorizonController(cfg, spec.low, spec.high, device="cpu")
-    dynamics = SimDynamics(cell, cfg.num_samples, action_dt_s)
+    dynamics = (make_dynamics or SimDynamics)(cell, cfg.num_samples, action_dt_s)
     energy = dynamics.distance_energy(task)
     cell.reset(seed=seed, task=task)
     goal = cell.goal
