@@ -89,29 +89,13 @@ def _check_weights(path: PathLike, build) -> None:
 
 
 def _fill(module: nn.Module, path: PathLike) -> None:
-    """Load the safetensors weights into ``module``, refusing any key / shape / dtype disagreement."""
+    """Load the safetensors weights into ``module``. Call ``_check_weights`` first: it has matched every
+    tensor's name, shape and dtype in the file's header against the config (``check_header``)."""
     weights, _ = checkpoint_paths(path)
-    if not weights.exists():
-        raise CheckpointError(f"{weights}: checkpoint weights not found")
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{weights}: corrupt weights file ({e})") from e
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
-    if missing or extra:
-        raise CheckpointError(
-            f"{weights}: weights do not match the config: missing tensors {missing[:8]}"
-            f"{' ...' if len(missing) > 8 else ''}, unexpected tensors {extra[:8]}{' ...' if len(extra) > 8 else ''}"
-        )
-    for k, v in expected.items():
-        if tensors[k].shape != v.shape:
-            raise CheckpointError(
-                f"{weights}: tensor {k!r} has shape {list(tensors[k].shape)} but the config needs {list(v.shape)}"
-            )
-        if tensors[k].dtype != v.dtype:
-            raise CheckpointError(f"{weights}: tensor {k!r} has dtype {tensors[k].dtype}, expected {v.dtype}")
     module.load_state_dict(tensors, strict=True)
 
 
