@@ -110,17 +110,17 @@ class PlanningEngine:
     # --- validation ---
     def velocity_limits(self) -> List[float]:
         c = self.cfg
-        if self.spec.kind == "twist":
-            return [c.max_linear_velocity_mps if n.startswith("linear") else c.max_angular_velocity_radps
-                    for n in self.spec.names]
-        return [c.max_joint_velocity_radps] * self.spec.dim
+        return self._per_component(c.max_linear_velocity_mps, c.max_angular_velocity_radps, c.max_joint_velocity_radps)
 
     def accel_limits(self) -> List[float]:
         c = self.cfg
+        return self._per_component(c.max_linear_accel_mps2, c.max_angular_accel_radps2, c.max_joint_accel_radps2)
+
+    def _per_component(self, linear: float, angular: float, joint: float) -> List[float]:
+        """One limit per action component: twist components by their group, joint velocities all alike."""
         if self.spec.kind == "twist":
-            return [c.max_linear_accel_mps2 if n.startswith("linear") else c.max_angular_accel_radps2
-                    for n in self.spec.names]
-        return [c.max_joint_accel_radps2] * self.spec.dim
+            return [linear if n.startswith("linear") else angular for n in self.spec.names]
+        return [joint] * self.spec.dim
 
     def validate_output(self, output_mode: str, joint_names: List[str]) -> List[str]:
         """Check the action spec fits ``output_mode``; returns the joint names to command (may be empty)."""
