@@ -146,3 +146,40 @@ class Streamer:
         self.running = False
         if self._thread is not None:
             self._thread.join(timeout=2.0)
+
+
+PERIOD = 0.1  # control_rate_hz 10
+TWIST = "/servo_node/delta_twist_cmds"
+QUIET = {"surprise_ticks": 0, "no_progress_ticks": 0, "goal_energy_threshold": 0.0}  # untrained model
+
+
+def start_planner(name: str, ckpt, multi_threaded: bool = False, **params) -> Harness:
+    """A Harness with a small planner budget, plus the peer's camera (sensor QoS) and latched goal publishers."""
+    from sensor_msgs.msg import Image
+
+    from ami_world_model.ros.planner_node import LATCHED_QOS, SENSOR_QOS
+
+    base = {"checkpoint": ckpt, "control_rate_hz": 1.0 / PERIOD, "max_image_age_s": 0.3,
+            "planner.num_samples": 16, "planner.iterations": 1, "planner.horizon_steps": 2,
+            "debug_image_rate_hz": 0.0, **QUIET}
+    base.update(params)
+    h = Harness(name, base, multi_threaded=multi_threaded)
+    h.image_pub = h.peer.create_publisher(Image, "/camera/image_raw", SENSOR_QOS)
+    h.goal_pub = h.peer.create_publisher(Image, "/planner_node/goal_image", LATCHED_QOS)
+    return h
+
+
+def activate(h: Harness, goal: bool = True) -> None:
+    """Configure and activate the planner; then (``goal``) publish a goal image and wait for the node to hold it."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    assert h.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert h.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    if goal:
+        h.goal_pub.publish(rgb_image(99))
+        assert wait_for(lambda: h.status_value("has_goal"), 5.0), "goal never arrived"
+
+
+def is_zero_twist(m) -> bool:
+    t = m.twist
+    return all(v == 0.0 for v in (t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z))

@@ -12,7 +12,17 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy wheels not installed")
 from geometry_msgs.msg import TwistStamped  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from node_harness import Harness, Streamer, rgb_image, save_tiny, wait_for  # noqa: E402
+from node_harness import (  # noqa: E402
+    PERIOD,
+    TWIST,
+    Streamer,
+    activate,
+    is_zero_twist,
+    rgb_image,
+    save_tiny,
+    start_planner,
+    wait_for,
+)
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_msgs.msg import Bool, String  # noqa: E402
@@ -22,10 +32,7 @@ from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 from ami_world_model.ros.planner_node import LATCHED_QOS, SENSOR_QOS  # noqa: E402
 
 pytestmark = pytest.mark.ros
-PERIOD = 0.1  # control_rate_hz 10
 OK, FAIL = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
-TWIST = "/servo_node/delta_twist_cmds"
-QUIET = {"surprise_ticks": 0, "no_progress_ticks": 0, "goal_energy_threshold": 0.0}  # untrained model
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,28 +53,9 @@ def joint_ckpt(tmp_path_factory):
 
 
 def _start(name, ckpt, multi_threaded=False, **params):
-    base = {"checkpoint": ckpt, "control_rate_hz": 1.0 / PERIOD, "max_image_age_s": 0.3,
-            "planner.num_samples": 16, "planner.iterations": 1, "planner.horizon_steps": 2,
-            "debug_image_rate_hz": 0.0, **QUIET}
-    base.update(params)
-    h = Harness(name, base, multi_threaded=multi_threaded)
-    h.image_pub = h.peer.create_publisher(Image, "/camera/image_raw", SENSOR_QOS)
-    h.goal_pub = h.peer.create_publisher(Image, "/planner_node/goal_image", LATCHED_QOS)
+    h = start_planner(name, ckpt, multi_threaded, **params)
     h.estop_pub = h.peer.create_publisher(Bool, "/estop", LATCHED_QOS)
     return h
-
-
-def _activate(h, goal=True):
-    assert h.node.trigger_configure() == OK
-    assert h.node.trigger_activate() == OK
-    if goal:
-        h.goal_pub.publish(rgb_image(99))
-        assert wait_for(lambda: h.status_value("has_goal"), 5.0), "goal never arrived"
-
-
-def _is_zero(m):
-    t = m.twist
-    return all(v == 0.0 for v in (t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z))
 
 
 def _wait_quiet(h, since, quiet_s, timeout):
@@ -99,7 +87,7 @@ def _flowing(h, since, n=3, timeout=5.0):
 def twist_node(twist_ckpt, request):
     h = _start(request.node.name[:20].replace("[", "_"), twist_ckpt)
     h.collect(TwistStamped, TWIST)
-    _activate(h)
+    activate(h)
     s = Streamer(h.image_pub)
     yield h, s
     s.stop()
@@ -131,7 +119,7 @@ def test_commands_flow_on_a_multi_threaded_executor(twist_ckpt):
     h.collect(TwistStamped, TWIST)
     s = Streamer(h.image_pub)
     try:
-        _activate(h)
+        activate(h)
         s.start()
         # planned commands, not stop zeros: on 2 busy cores this executor can starve the camera callback past
         # even a 2 s watchdog (then the node stops, correctly, and resumes on the next frame)
@@ -151,7 +139,7 @@ def test_stale_camera_zero_then_silence_then_resume(twist_node):
     s.stop()
     t_stop = s.last_pub
     after = _wait_quiet(h, t_stop, 6 * PERIOD, timeout=5.0)
-    assert after and _is_zero(after[-1][1]), "the last message before silence must be a zero command"
+    assert after and is_zero_twist(after[-1][1]), "the last message before silence must be a zero command"
     # the zero comes within max_image_age + 2 control periods (+ margin for 2 shared cores)
     assert after[-1][0] - t_stop <= 0.3 + 2 * PERIOD + 0.5
     assert _status_is(h, "safety_state", "stale_image")
@@ -165,7 +153,7 @@ def test_stale_camera_zero_then_silence_then_resume(twist_node):
 def _assert_stops(h, t0, zeros0):
     after = _wait_quiet(h, t0, 4 * PERIOD, timeout=5.0)
     assert after, "no zero command"
-    assert _is_zero(after[-1][1])
+    assert is_zero_twist(after[-1][1])
     assert after[-1][0] - t0 <= PERIOD + 0.4, f"zero after {after[-1][0] - t0:.3f} s"
     assert len(after) <= 2  # at most one command already in flight, then the zero
     assert wait_for(lambda: _zeros(h) == zeros0 + 1, 3.0), (zeros0, h.status())
@@ -203,7 +191,7 @@ def test_deactivate_publishes_exactly_one_zero(twist_node):
     zeros0, t0 = _zeros(h), time.monotonic()
     assert h.node.trigger_deactivate() == OK
     after = _wait_quiet(h, t0, 5 * PERIOD, timeout=5.0)  # frames keep coming while inactive: silence
-    assert 1 <= len(after) <= 2 and _is_zero(after[-1][1])
+    assert 1 <= len(after) <= 2 and is_zero_twist(after[-1][1])
     assert _status_is(h, "lifecycle_state", "inactive") and _zeros(h) == zeros0 + 1
 
 
@@ -215,7 +203,7 @@ def test_unsure_stop_latches_and_reports(twist_ckpt):
     h.peer.create_subscription(String, "/planner_node/safety_state", lambda m: states.append(m.data), LATCHED_QOS)
     s = Streamer(h.image_pub)
     try:
-        _activate(h)
+        activate(h)
         s.start()
         assert wait_for(lambda: "unsure_surprise" in states, 5.0), f"states seen: {states}"
         t = time.monotonic()
@@ -260,7 +248,7 @@ def test_joint_trajectory_mode(joint_ckpt):
     s = Streamer(h.image_pub)
     joints = Streamer(js_pub, make=lambda i: JointState(name=["j2", "j1", "other"], position=[0.5, 0.25, 9.0]))
     try:
-        _activate(h)
+        activate(h)
         s.start()
         time.sleep(0.5)
         assert h.messages() == [], "commanded without joint states"  # and never an empty trajectory
@@ -326,7 +314,7 @@ def test_fuzzed_images_and_nan_joints_never_command(twist_ckpt):
     js_pub = h.peer.create_publisher(JointState, "/joint_states", SENSOR_QOS)
     sent = {"n": 0}
     try:
-        _activate(h)
+        activate(h)
         assert wait_for(lambda: h.image_pub.get_subscription_count() > 0, 5.0)
 
         @given(msg=bad_images(), js=st.lists(st.sampled_from([math.nan, math.inf, -math.inf]), min_size=1,
@@ -372,7 +360,7 @@ def test_observability_topics(twist_ckpt):
         assert wait_for(lambda: got["diag"], 5.0)
         first = got["diag"][0].status[0]
         assert first.name == "planner_node: planner" and "unconfigured" in first.message
-        _activate(h)
+        activate(h)
         s.start()
         counts = {k: len(v) for k, v in got.items()}
         assert wait_for(lambda: got["energy"] and got["plan"] and got["debug"], 5.0), counts
@@ -408,7 +396,7 @@ def test_goal_sources_goal_reached_and_clear(twist_ckpt):
     try:
         h.goal_pub.publish(rgb_image(99))  # published once, before the node is even configured
         time.sleep(0.3)
-        _activate(h, goal=False)
+        activate(h, goal=False)
         assert _status_is(h, "has_goal", True, 5.0), "transient-local goal published earlier not received"
         s.start()
         assert wait_for(lambda: True in reached, 5.0), "goal never reached"
@@ -417,7 +405,7 @@ def test_goal_sources_goal_reached_and_clear(twist_ckpt):
         assert h.status_value("safety_state") in ("goal_reached", "stale_image")
         n = len(h.messages())
         planned = n - _zeros(h)  # a late frame may add a stale_image zero in between
-        assert 1 <= planned <= 2 and _is_zero(h.messages()[-1][1])  # <= 2 ticks of commands, then the stop zero
+        assert 1 <= planned <= 2 and is_zero_twist(h.messages()[-1][1])  # <= 2 ticks of commands, then the stop zero
         time.sleep(4 * PERIOD)
         assert len(h.messages()) == n, "commands after the goal was reached"
         # a new goal (the current frame) clears the latch and commanding resumes
@@ -453,7 +441,7 @@ def test_compressed_camera_input(twist_ckpt):
     h.collect(TwistStamped, TWIST)
     pub = h.peer.create_publisher(CompressedImage, "/camera/image_raw/compressed", SENSOR_QOS)
     try:
-        _activate(h)
+        activate(h)
         rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
         msg = CompressedImage(format="jpeg")
         msg.data = cv2.imencode(".jpg", rgb[:, :, ::-1])[1].tobytes()

@@ -7,21 +7,26 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy wheels not installed")
 
 from geometry_msgs.msg import TwistStamped  # noqa: E402
-from node_harness import Harness, Streamer, rgb_image, save_tiny, wait_for  # noqa: E402
+from node_harness import (  # noqa: E402
+    PERIOD,
+    TWIST,
+    Streamer,
+    activate,
+    is_zero_twist,
+    save_tiny,
+    start_planner,
+    wait_for,
+)
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Bool  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 
-from ami_world_model.ros.planner_node import LATCHED_QOS, SENSOR_QOS  # noqa: E402
+from ami_world_model.ros.planner_node import LATCHED_QOS  # noqa: E402
 
 pytestmark = pytest.mark.ros
-PERIOD = 0.1
 OK = TransitionCallbackReturn.SUCCESS
-TWIST = "/servo_node/delta_twist_cmds"
-QUIET = {"surprise_ticks": 0, "no_progress_ticks": 0, "goal_energy_threshold": 0.0}  # untrained model
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,25 +42,9 @@ def ckpt(tmp_path_factory):
 
 
 def _start(name, ckpt, **params):
-    base = {"checkpoint": ckpt, "control_rate_hz": 1.0 / PERIOD, "max_image_age_s": 0.3, "planner.num_samples": 16,
-            "planner.iterations": 1, "planner.horizon_steps": 2, "debug_image_rate_hz": 0.0, **QUIET}
-    base.update(params)
-    h = Harness(name, base)
+    h = start_planner(name, ckpt, **params)
     h.collect(TwistStamped, TWIST)
-    h.image_pub = h.peer.create_publisher(Image, "/camera/image_raw", SENSOR_QOS)
-    h.goal_pub = h.peer.create_publisher(Image, "/planner_node/goal_image", LATCHED_QOS)
     return h
-
-
-def _activate(h):
-    assert h.node.trigger_configure() == OK and h.node.trigger_activate() == OK
-    h.goal_pub.publish(rgb_image(99))
-    assert wait_for(lambda: h.status_value("has_goal"), 5.0), "goal never arrived"
-
-
-def _is_zero(m):
-    t = m.twist
-    return all(v == 0.0 for v in (t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z))
 
 
 def _set(h, **values):
@@ -73,7 +62,7 @@ def test_estop_from_a_plain_volatile_publisher_while_commands_flow(ckpt):
     estop = h.peer.create_publisher(Bool, "/estop", 10)  # what `ros2 topic pub /estop ...` and PLC bridges use
     s = Streamer(h.image_pub)
     try:
-        _activate(h)
+        activate(h)
         s.start()
         assert wait_for(lambda: len(h.messages()) >= 3, 5.0), "no commands"
         assert wait_for(lambda: estop.get_subscription_count() > 0, 5.0), "the e-stop subscription never matched"
@@ -82,7 +71,7 @@ def test_estop_from_a_plain_volatile_publisher_while_commands_flow(ckpt):
         assert wait_for(lambda: h.status_value("estop") is True, 3.0), h.status()
         time.sleep(5 * PERIOD)  # frames keep coming: the arm gets one zero, then nothing
         after = h.messages(t0)
-        assert after and _is_zero(after[-1][1]) and len(after) <= 2, [(_is_zero(m), t - t0) for t, m in after]
+        assert after and is_zero_twist(after[-1][1]) and len(after) <= 2, [(is_zero_twist(m), t - t0) for t, m in after]
         assert h.status_value("zero_commands_sent") == zeros0 + 1
         t1 = time.monotonic()
         time.sleep(3 * PERIOD)
@@ -100,7 +89,7 @@ def test_estop_latched_before_the_node_started_holds_it(ckpt):
     latched.publish(Bool(data=True))  # before the node even subscribed
     s = Streamer(h.image_pub)
     try:
-        _activate(h)
+        activate(h)
         assert wait_for(lambda: h.status_value("estop") is True, 5.0), h.status()
         s.start()
         time.sleep(6 * PERIOD)
@@ -118,7 +107,7 @@ def test_a_command_every_tick_while_frames_come_slower(ckpt):
     h = _start("cadence", ckpt, max_image_age_s=1.0)
     s = Streamer(h.image_pub, rate_hz=4.0)
     try:
-        _activate(h)
+        activate(h)
         s.start()
         assert wait_for(lambda: len(h.messages()) >= 2, 5.0)
         zeros0, t0 = h.status_value("zero_commands_sent"), time.monotonic()
@@ -141,7 +130,7 @@ def test_parameter_sets_apply_live_or_are_refused(ckpt):
     h = _start("params", ckpt)
     s = Streamer(h.image_pub)
     try:
-        _activate(h)
+        activate(h)
         s.start()
         assert wait_for(lambda: len(h.messages()) >= 3, 5.0)
         # a safety limit applies at once
