@@ -176,11 +176,16 @@ class SupervisorConfig:
     no_progress_margin: float
 
     @classmethod
-    def from_node(cls, cfg: Any, require_joint_states: bool) -> SupervisorConfig:
+    def from_node(cls, cfg: Any, require_joint_states: bool, readout_energy: bool = False) -> SupervisorConfig:
         """From a PlannerNodeConfig (duck-typed: this module stays import-light). ``require_joint_states`` is
-        the resolved need (the parameter, or forced by the output mode / the model's proprioception)."""
+        the resolved need (the parameter, or forced by the output mode / the model's proprioception).
+        ``readout_energy``: the planner's energy is the read-out distance (metres), so the goal threshold is
+        ``goal_distance_threshold_m`` rather than the latent ``goal_energy_threshold``."""
         names = [f for f in cls.__dataclass_fields__ if f != "require_joint_states"]
-        return cls(require_joint_states=require_joint_states, **{n: getattr(cfg, n) for n in names})
+        values = {n: getattr(cfg, n) for n in names}
+        if readout_energy:
+            values["goal_energy_threshold"] = cfg.goal_distance_threshold_m
+        return cls(require_joint_states=require_joint_states, **values)
 
 
 @dataclass

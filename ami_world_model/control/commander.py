@@ -70,7 +70,8 @@ class Commander:
         self.cfg, self.engine = cfg, engine
         self.joint_names = list(joint_names)
         self._stamp_ns, self._log, self._on_change, self.now_s = stamp_ns, log, on_change, now_s
-        self.sup = SafetySupervisor(SupervisorConfig.from_node(cfg, need_joint_states(cfg, engine.uses_state)),
+        self.sup = SafetySupervisor(SupervisorConfig.from_node(cfg, need_joint_states(cfg, engine.uses_state),
+                                                         engine.energy_kind == "readout"),
                                     enabled=cfg.start_enabled)
         self.limits = SafetyLimits(engine.velocity_limits(), engine.accel_limits())
         self.active = False
@@ -98,7 +99,8 @@ class Commander:
         """New values of the live parameters (limits, watchdog, goal and unsure settings): used from the next
         decision on. The planner's sampling bounds keep their configure-time limits; the clamp applies these."""
         self.cfg = self.engine.cfg = cfg
-        self.sup.cfg = SupervisorConfig.from_node(cfg, need_joint_states(cfg, self.engine.uses_state))
+        self.sup.cfg = SupervisorConfig.from_node(cfg, need_joint_states(cfg, self.engine.uses_state),
+                                                 self.engine.energy_kind == "readout")
         self.limits = SafetyLimits(self.engine.velocity_limits(), self.engine.accel_limits())
 
     @property

@@ -29,7 +29,7 @@ from ami_world_model.planning import (
     make_world_model_dynamics,
 )
 from ami_world_model.planning.budget import BudgetChoice, choose_budget, make_planner_rollout, make_rollout_timer
-from ami_world_model.planning.energy import make_energy
+from ami_world_model.planning.energy import make_energy, resolve_energy_kind
 
 TWIST_FIELDS = tuple(f"{a}.{c}" for a in ("linear", "angular") for c in "xyz")
 # Auto-sizing times each rollout size this many times and takes the median: on a loaded machine one slow
@@ -94,7 +94,11 @@ class PlanningEngine:
         self.budget: Optional[BudgetChoice] = None  # the auto-sizing's measurement and choice, when it ran
         self._budget_overhead_s = 0.0  # its measured per-tick work outside the search
         self.controller = RecedingHorizonController(pcfg, low, high, device=self.backend.device)
-        self.energy = make_energy(pcfg.energy)
+        # "auto": the read-out distance when the model has the head (a block-aware energy), else latent L1
+        self.energy_kind = resolve_energy_kind(pcfg.energy, self.backend.has_readout)
+        readout = self.backend.readout
+        self.energy = make_energy(self.energy_kind, self.backend.read_out if readout is not None else None,
+                                  readout.distance if readout is not None else None)
         self._state_vec: Optional[torch.Tensor] = None
         self.dynamics = make_world_model_dynamics(self._next, self.k)
         self.goal: Optional[torch.Tensor] = None  # [1, N, D]
@@ -299,7 +303,7 @@ class PlanningEngine:
         with torch.no_grad():
             current = float(self.energy(state0, self.goal)[0])
         remaining = None if deadline_s is None else max(1e-3, deadline_s - (time.perf_counter() - t0))
-        res = self.controller.plan(state0, self.goal, self.dynamics, deadline_s=remaining)
+        res = self.controller.plan(state0, self.goal, self.dynamics, deadline_s=remaining, energy=self.energy)
         t2 = time.perf_counter()
         action = [float(x) for x in res.actions[0].tolist()]
         return StepResult(action, res.actions.detach().cpu().numpy(), current, float(res.energy),
@@ -369,7 +373,8 @@ def open_engine(cfg: PlannerNodeConfig, checkpoint: Path) -> Tuple[PlanningEngin
     if cfg.output_mode == "servo_twist" and not engine.spec.frame_id:
         warnings.append(f"the checkpoint does not say which frame its twist actions were recorded in (no headers "
                         f"in the bag); commanding them in twist_frame_id {cfg.twist_frame_id!r}")
-    if engine.surprise_scale_source.startswith("checkpoint") and cfg.goal_energy_threshold >= engine.surprise_scale:
+    if (engine.energy_kind != "readout" and engine.surprise_scale_source.startswith("checkpoint")
+            and cfg.goal_energy_threshold >= engine.surprise_scale):
         warnings.append(
             f"goal_energy_threshold {cfg.goal_energy_threshold:g} is not below this model's one-step latent "
             f"change {engine.surprise_scale:.4g} (metrics['val_one_step_l1']): 'goal reached' may fire a "

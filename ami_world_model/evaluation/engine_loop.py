@@ -82,7 +82,8 @@ class EngineLoop:
         self.period = self.cfg.control_period_s
         self.cell = SimCell(SimConfig(image_height=self.h, image_width=self.w, control_dt_s=self.period,
                                       randomize=randomize))
-        self.sup = SafetySupervisor(SupervisorConfig.from_node(self.cfg, False), enabled=True)
+        self.sup = SafetySupervisor(SupervisorConfig.from_node(self.cfg, False, self.engine.energy_kind == "readout"),
+                                   enabled=True)
         self.limits = SafetyLimits(self.engine.velocity_limits(), self.engine.accel_limits())
         self.max_steps = int(max_steps)
 

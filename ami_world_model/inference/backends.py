@@ -7,6 +7,8 @@ backend that cannot run raises BackendError here, at configure time, never at th
 """
 from __future__ import annotations
 
+import copy
+
 import importlib.util
 import logging
 import os
@@ -113,7 +115,7 @@ def make_backend(
     opts = dict(cache=cache, precision=precision, max_batch=max_batch or default_max_batch(),
                 onnx_dir=onnx_dir, num_threads=num_threads, rebuild=rebuild_bad_engines)
     if kind != "auto":
-        backend = _build(kind, model, dev, **opts)
+        backend = _with_readout(_build(kind, model, dev, **opts), model)
         log.info("inference backend: %s on %s", backend.name, backend.device)
         return backend
     candidates = available_kinds(dev)
@@ -126,8 +128,14 @@ def make_backend(
             log.warning("backend auto: %s unusable (%s); trying %s", k, e, candidates[i + 1])
             continue
         log.info("inference backend: auto -> %s on %s (available: %s)", backend.name, backend.device, candidates)
-        return backend
+        return _with_readout(backend, model)
     raise BackendError(f"no inference backend available on {dev}")  # torch is always a candidate on cpu
+
+
+def _with_readout(backend: Backend, model: WorldModel) -> Backend:
+    if model.readout is not None:
+        backend.readout = copy.deepcopy(model.readout).to(backend.device).eval().requires_grad_(False)
+    return backend
 
 
 def _load(checkpoint: Union[str, Path, WorldModel]) -> WorldModel:

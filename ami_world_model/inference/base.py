@@ -22,6 +22,19 @@ class Backend(abc.ABC):
     def __init__(self, config: WorldModelConfig, device: torch.device) -> None:
         self.config = config
         self.device = torch.device(device)
+        # The read-out head (models/readout.py) of a model trained with poses. It runs in torch on every
+        # backend: a two-layer MLP per candidate, small next to the predictor, so it is not exported.
+        self.readout: Optional[torch.nn.Module] = None
+
+    @property
+    def has_readout(self) -> bool:
+        return self.readout is not None
+
+    def read_out(self, z: Tensor) -> Tensor:
+        """latents [B,N,D] -> positions [B,P] (metres); ValueError when the model has no read-out."""
+        if self.readout is None:
+            raise ValueError(f"{self.name}: this model has no read-out head (trained without pose topics)")
+        return self.readout(z.to(self.device, torch.float32))
 
     @abc.abstractmethod
     def encode(self, images: Tensor) -> Tensor:

@@ -79,12 +79,65 @@ class JepaConfig:
 
 
 @dataclass
+class ReadoutConfig:
+    """Positions read out of a latent frame (metres): the planner's task energy when a model has one.
+
+    Trained from recorded poses (``ami-wm train predictor --pose-topic ...``: a tracker, TF or the simulator's
+    ground truth). ``names`` come in (x, y) pairs per object ("block.x", "block.y"); the read-out energy is
+    the sum over objects of ``weights[object]`` x the object's planar distance to its goal position.
+    Empty ``names``: no read-out, the planner uses the latent energy.
+    """
+
+    names: List[str] = field(default_factory=list)
+    mean: List[float] = field(default_factory=list)  # normalisation of the targets (measured on the data)
+    std: List[float] = field(default_factory=list)
+    weights: Dict[str, float] = field(default_factory=dict)  # object -> energy weight; missing: 1.0
+    hidden: int = 256  # MLP width
+    metrics: Dict[str, Any] = field(default_factory=dict)  # held-out error per object (mm), encoded/predicted
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != len(self.names) or len(self.std) != len(self.names):
+            raise ConfigError(f"ReadoutConfig: mean/std must have {len(self.names)} entries, got {self}")
+        if any(s <= 0 for s in self.std):
+            raise ConfigError(f"ReadoutConfig.std must be positive, got {self.std}")
+        if self.hidden < 1:
+            raise ConfigError(f"ReadoutConfig.hidden must be positive, got {self.hidden}")
+        objects = self.objects()  # raises on names that do not pair up
+        unknown = sorted(set(self.weights) - set(objects))
+        if unknown:
+            raise ConfigError(f"ReadoutConfig.weights: unknown object(s) {unknown}; objects are {objects}")
+        if any(not w >= 0 for w in self.weights.values()):
+            raise ConfigError(f"ReadoutConfig.weights must be >= 0, got {self.weights}")
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    def objects(self) -> List[str]:
+        """Object names, one per (x, y) pair of ``names`` ("block.x", "block.y" -> "block")."""
+        if len(self.names) % 2:
+            raise ConfigError(f"ReadoutConfig.names must come in (x, y) pairs, got {self.names}")
+        out = []
+        for nx, ny in zip(self.names[0::2], self.names[1::2]):
+            ox, _, ax = nx.rpartition(".")
+            oy, _, ay = ny.rpartition(".")
+            if not ox or ox != oy or (ax, ay) != ("x", "y"):
+                raise ConfigError(f"ReadoutConfig.names: expected '<object>.x', '<object>.y', got {nx!r}, {ny!r}")
+            out.append(ox)
+        return out
+
+    def object_weights(self) -> List[float]:
+        return [float(self.weights.get(o, 1.0)) for o in self.objects()]
+
+
+@dataclass
 class WorldModelConfig:
     """Everything needed to rebuild a WorldModel (stored in its checkpoint JSON)."""
 
     image: ImageSpec = field(default_factory=ImageSpec)
     action: ActionSpec = field(default_factory=ActionSpec)
     state: StateSpec = field(default_factory=StateSpec)
+    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     context_frames: int = 1  # k: frames of latents the predictor conditions on

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from ami_world_model.models.config import WorldModelConfig
 from ami_world_model.models.encoder import Encoder
 from ami_world_model.models.predictor import ACPredictor
+from ami_world_model.models.readout import Readout
 from ami_world_model.models.rollout import WorldModelState, rollout
 
 
@@ -18,6 +19,9 @@ class WorldModel(nn.Module):
         self.encoder = Encoder(config.encoder, config.image)
         self.predictor = ACPredictor(config.predictor, config.latent_dim, config.num_latents, config.action,
                                      config.state)
+        # Only a model trained with poses has a read-out (its tensors are then part of the checkpoint).
+        self.readout: Optional[Readout] = (Readout(config.readout, config.num_latents, config.latent_dim)
+                                           if config.readout.dim else None)
 
     @property
     def context_frames(self) -> int:
@@ -26,6 +30,12 @@ class WorldModel(nn.Module):
     def encode(self, images: Tensor) -> Tensor:
         """images [B,3,H,W] float32 in [0,1] -> latents [B,N,D]."""
         return self.encoder(images)
+
+    def read_out(self, z: Tensor) -> Tensor:
+        """latents [B,N,D] -> positions [B,P] in metres; ValueError when the model has no read-out."""
+        if self.readout is None:
+            raise ValueError("this world model has no read-out head (trained without --pose-topic)")
+        return self.readout(z)
 
     def next(self, z: Tensor, actions: Tensor, states: Optional[Tensor] = None) -> Tensor:
         """z [B,T,N,D], actions [B,T,A], states [B,T,S] or None -> next latents [B,N,D]."""

@@ -14,7 +14,7 @@ from typing import List
 from ami_world_model.config import ConfigError, check_params, param
 
 METHODS = ("cem", "mppi")
-ENERGIES = ("l1", "l2")
+ENERGIES = ("auto", "l1", "l2", "readout")
 
 
 @dataclass
@@ -44,7 +44,9 @@ class PlannerConfig:
                             lo=1e-9, hi=10.0)
     min_std: float = param(0.02, "Std floor, fraction of the action range (keeps exploring); <= init_std, "
                                  "warm_std.", lo=0.0, hi=10.0)
-    energy: str = param("l1", "Distance to the goal latent: l1 (V-JEPA 2-AC) or l2 (mean squared).",
+    energy: str = param("auto", "Distance to the goal: l1 / l2 between latents (V-JEPA 2-AC: l1), readout "
+                                "(weighted distance of the tool and object positions the model's read-out "
+                                "head sees, metres), auto (readout when the model has the head, else l1).",
                         choices=ENERGIES)
     sum_intermediate: bool = param(False, "Sum the energy over all H predicted steps instead of the last only.")
     rate_penalty: float = param(0.0, "Weight of the mean squared (normalised) action change, including vs the "

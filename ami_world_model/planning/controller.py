@@ -84,7 +84,8 @@ class RecedingHorizonController:
         delta = cfg.step_delta(self.action_dim)  # raises ConfigError on a length mismatch
         self._low_cpu, self._high_cpu = low, high
         self._delta_cpu = torch.tensor(delta, dtype=torch.float32) if delta else None
-        self._energy_default = make_energy(cfg.energy)
+        # "readout" needs the model's head: its caller passes the energy (control/engine.py does)
+        self._energy_default = make_energy(cfg.energy) if cfg.energy != "readout" else None
         self.device: Optional[torch.device] = torch.device(device) if device is not None else None
         self._generator: Optional[torch.Generator] = None
         self._plan: Optional[Tensor] = None  # [H, A] previous best plan (warm start)
@@ -135,6 +136,8 @@ class RecedingHorizonController:
         elif device != self.device:
             raise ValueError(f"state is on {device} but the controller plans on {self.device}")
         energy_fn = energy or self._energy_default
+        if energy_fn is None:
+            raise ValueError("planner.energy is 'readout': pass the read-out energy (make_energy('readout', ...))")
         goal = goal.to(device)
         low, high, delta = self._low, self._high, self._delta
         scale = high - low

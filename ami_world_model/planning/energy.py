@@ -1,13 +1,14 @@
 """Energies: how far a predicted latent is from the goal latent (lower is better).
 
-``latent_energy`` is the distance itself; ``make_energy`` turns a config choice into the
+``latent_energy`` is the distance itself (or, for a model with a read-out head, the weighted distance of the
+positions it reads out of the latent: ``make_energy("readout", ...)``); ``make_energy`` turns a config choice into the
 ``energy(state, goal) -> [S]`` callable the planner calls after each predicted step. States may be plain
 tensors ``[S, ...]`` or objects with a ``latest`` attribute (e.g. ``WorldModelState``, whose ``latest`` is
 the newest latent frame ``[S, N, D]``): the energy compares ``latest`` with the goal.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 from torch import Tensor
@@ -52,10 +53,38 @@ def latest_latent(state: Any) -> Tensor:
     )
 
 
-def make_energy(kind: str = "l1") -> EnergyFn:
-    """``energy(state, goal) -> [S]``: ``latent_energy(latest_latent(state), goal, kind)``."""
-    if kind not in ("l1", "l2"):
-        raise ValueError(f"energy kind must be 'l1' or 'l2', got {kind!r}")
+def resolve_energy_kind(kind: str, has_readout: bool) -> str:
+    """"auto" -> "readout" when the model has a read-out head, else "l1"; "readout" without one is an error."""
+    if kind == "auto":
+        return "readout" if has_readout else "l1"
+    if kind == "readout" and not has_readout:
+        raise ValueError("energy 'readout' needs a model with a read-out head (trained with --pose-topic); "
+                         "this one has none: use 'auto', 'l1' or 'l2'")
+    if kind not in ("l1", "l2", "readout"):
+        raise ValueError(f"energy kind must be 'auto', 'l1', 'l2' or 'readout', got {kind!r}")
+    return kind
+
+
+def make_energy(kind: str = "l1", readout: Optional[Callable[[Tensor], Tensor]] = None,
+                distance: Optional[Callable[[Tensor, Tensor], Tensor]] = None) -> EnergyFn:
+    """``energy(state, goal) -> [S]`` on the newest predicted latent.
+
+    "l1" / "l2": ``latent_energy`` to the goal latent. "readout": ``distance(readout(latent), readout(goal))``,
+    the weighted planar distance (metres) of the read-out positions (``models/readout.py``); it needs both
+    callables. "auto": "readout" when they are given, else "l1".
+    """
+    kind = resolve_energy_kind(kind, readout is not None and distance is not None)
+    if kind == "readout":
+        assert readout is not None and distance is not None
+
+        def readout_energy(state: Any, goal: Tensor) -> Tensor:
+            z = latest_latent(state)
+            goal_z = goal.unsqueeze(0) if goal.dim() == z.dim() - 1 else goal
+            if goal_z.shape[1:] != z.shape[1:]:
+                raise ValueError(f"goal shape {tuple(goal.shape)} does not match predicted latents {tuple(z.shape)}")
+            return distance(readout(z), readout(goal_z[:1]).reshape(-1)).float()  # [S]
+
+        return readout_energy
 
     def energy(state: Any, goal: Tensor) -> Tensor:
         return latent_energy(latest_latent(state), goal, kind)

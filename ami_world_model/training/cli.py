@@ -38,6 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pred.add_argument("--encoder", type=Path, help="encoder checkpoint (from `train encoder`) [predictor]")
     pred.add_argument("--context-frames", type=int, default=None, help="k")
     pred.add_argument("--horizon", type=int, default=None, help="rollout steps trained")
+    pred.add_argument("--readout-steps", type=int, default=None,
+                      help="with pose targets (--pose-topic): encoder + read-out fine-tune steps (0: no read-out)")
+    pred.add_argument("--readout-weight", action="append", default=[], metavar="OBJECT=W",
+                      help="the read-out energy's weight of one object, e.g. tool=0.25 (default 1 each)")
     bag = p.add_argument_group("rosbag2 input (when --data is a bag directory)")
     bag.add_argument("--image-topic", default=None)
     bag.add_argument("--action-topic", default=None)
@@ -73,6 +77,22 @@ def _overrides(args: argparse.Namespace, names: List[str]) -> dict:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
+def _readout_config(base, args: argparse.Namespace):
+    weights = {}
+    for item in args.readout_weight:
+        obj, sep, value = item.partition("=")
+        try:
+            weights[obj.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not obj.strip():
+            raise SystemExit(f"--readout-weight {item!r}: expected OBJECT=WEIGHT, e.g. tool=0.25")
+    kw = {"weights": weights} if weights else {}
+    if args.readout_steps is not None:
+        kw["steps"] = args.readout_steps
+    return replace(base, **kw)
+
+
 def main(args: argparse.Namespace) -> int:
     import torch
 
@@ -102,6 +122,7 @@ def main(args: argparse.Namespace) -> int:
                 return 2
             encoder, _ = load_encoder(args.encoder)
             cfg = replace(PredictorTrainConfig(), **common_kw, **_overrides(args, ["context_frames", "horizon"]))
+            cfg = replace(cfg, readout=_readout_config(cfg.readout, args))
             data = load_data(args, encoder.image)
             if not args.data.is_dir():  # bags apply frame_skip while reading
                 cfg = replace(cfg, frame_skip=args.frame_skip)

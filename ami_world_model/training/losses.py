@@ -42,12 +42,29 @@ def rollout_predictions(model: WorldModel, z: Tensor, a: Tensor, s: Optional[Ten
 def predictor_losses(model: WorldModel, z: Tensor, a: Tensor, s: Optional[Tensor], beta: float = 0.0
                      ) -> Tuple[Tensor, Tensor]:
     """(teacher-forcing loss, rollout loss per horizon step [H]) on windows of k+H frames (L1 when beta=0)."""
+    tf, per_h, _ = predictor_and_readout_losses(model, z, a, s, None, beta)
+    return tf, per_h
+
+
+def predictor_and_readout_losses(model: WorldModel, z: Tensor, a: Tensor, s: Optional[Tensor],
+                                 targets: Optional[Tensor], beta: float = 0.0, readout_beta: float = 0.05
+                                 ) -> Tuple[Tensor, Tensor, Tensor]:
+    """``predictor_losses`` plus the read-out loss of the rolled-out latents: smooth-L1 between the (frozen)
+    read-out of the predicted frames and the recorded positions targets [B,k+H,P] (normalised). It trains the
+    predictor to get right what the planner's read-out energy looks at: where the block goes. 0 without
+    targets or read-out."""
     k = model.config.context_frames
     ctx, act, st, tgt = teacher_forcing_inputs(z, a, s, k)
     tf = elementwise(model.predictor(ctx, act, st), tgt, beta).mean()
     pred = rollout_predictions(model, z, a, s)
     per_h = elementwise(pred, z[:, k:], beta).mean(dim=(0, 2, 3))  # [H]
-    return tf, per_h
+    ro = tf.new_zeros(())
+    if targets is not None and model.readout is not None:
+        head = model.readout
+        got = head.normalized(pred.flatten(0, 1))  # [B*H, P]
+        want = head.normalize(targets[:, k:].flatten(0, 1))
+        ro = F.smooth_l1_loss(got, want, beta=readout_beta)
+    return tf, per_h, ro
 
 
 def copy_baseline(z: Tensor, k: int) -> Tuple[Tensor, Tensor]:

@@ -26,8 +26,27 @@ from ami_world_model.models.config import PredictorConfig, WorldModelConfig
 from ami_world_model.models.encoder import Encoder
 from ami_world_model.models.world_model import WorldModel
 from ami_world_model.training import common
-from ami_world_model.training.losses import copy_baseline, predictor_losses
-from ami_world_model.training.windows import Windows, frames_uint8, make_windows, split_episodes, to_float
+from ami_world_model.training.losses import (
+    copy_baseline,
+    predictor_and_readout_losses,
+    predictor_losses,
+    rollout_predictions,
+)
+from ami_world_model.training.train_readout import (
+    ReadoutTrainConfig,
+    fit_readout,
+    readout_config,
+    readout_errors_mm,
+)
+from ami_world_model.training.windows import (
+    Windows,
+    frames_uint8,
+    make_windows,
+    split_episodes,
+    target_names,
+    targets_array,
+    to_float,
+)
 
 
 @dataclass
@@ -49,6 +68,10 @@ class PredictorTrainConfig:
     val_fraction: float = 0.15
     seed: int = 0
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    # With recorded poses (--pose-topic): fine-tune the encoder with a read-out head first (train_readout.py),
+    # then add the read-out of the rolled-out latents to the predictor's loss with this weight.
+    readout: ReadoutTrainConfig = field(default_factory=ReadoutTrainConfig)
+    readout_loss_weight: float = 0.5
 
 
 class _PredStep(nn.Module):
@@ -58,8 +81,13 @@ class _PredStep(nn.Module):
         super().__init__()
         self.model, self.beta = model, beta
 
-    def forward(self, z: Tensor, a: Tensor, s: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
-        return predictor_losses(self.model, z, a, s, self.beta)
+    def forward(self, z: Tensor, a: Tensor, s: Optional[Tensor], t: Optional[Tensor]
+                ) -> Tuple[Tensor, Tensor, Tensor]:
+        return predictor_and_readout_losses(self.model, z, a, s, t, self.beta)
+
+
+def _quiet(_: str) -> None:
+    pass
 
 
 def _spec_from_data(data: EpisodeSet, frame_skip: int) -> Tuple[ActionSpec, StateSpec]:
@@ -93,6 +121,15 @@ def _batch(lat: Tensor, win: Windows, idx: np.ndarray, device: torch.device
     return z.to(device), a, s
 
 
+def _targets(win: Windows, idx: np.ndarray, device: torch.device) -> Optional[Tensor]:
+    return None if win.targets is None else torch.from_numpy(win.targets[idx]).to(device)  # [B, L, P]
+
+
+def _rollouts(model: WorldModel, z: Tensor, a: Tensor, s: Optional[Tensor], chunk: int = 256):
+    for i in range(0, z.shape[0], chunk):
+        yield rollout_predictions(model, z[i:i + chunk], a[i:i + chunk], None if s is None else s[i:i + chunk])
+
+
 @torch.no_grad()
 def evaluate(model: WorldModel, lat: Tensor, win: Windows, device: torch.device, max_windows: int = 1024
              ) -> Dict[str, Any]:
@@ -111,9 +148,18 @@ def evaluate(model: WorldModel, lat: Tensor, win: Windows, device: torch.device,
         copy1_sum += float(c1) * w
         roll_sum = per_h * w if roll_sum is None else roll_sum + per_h * w
         copyh_sum = ch * w if copyh_sum is None else copyh_sum + ch * w
+    readout: Dict[str, Any] = {}
+    if model.readout is not None and win.targets is not None:
+        z, a, s = _batch(lat, win, idx, device)
+        t = torch.from_numpy(win.targets[idx]).to(device)
+        pred = torch.cat([p for p in _rollouts(model, z, a, s)])  # [n, H, N, D]
+        readout = {"encoded": readout_errors_mm(model.readout, z[:, k], t[:, k]),
+                   **{f"predicted_step{h + 1}": readout_errors_mm(model.readout, pred[:, h], t[:, k + h])
+                      for h in range(pred.shape[1])}}
     model.train()
     model.encoder.eval()
     return {
+        "val_readout_error_mm": readout,
         "val_one_step_l1": tf_sum,
         "val_copy_one_step_l1": copy1_sum,
         "val_one_step_ratio_to_copy": tf_sum / max(copy1_sum, 1e-12),
@@ -137,10 +183,23 @@ def train_predictor(data: EpisodeSet, encoder: Union[Encoder, str, Path], cfg: P
     wcfg = WorldModelConfig(image=copy.deepcopy(encoder.image), action=action, state=state,
                             encoder=copy.deepcopy(encoder.cfg), predictor=copy.deepcopy(cfg.predictor),
                             context_frames=cfg.context_frames, data=data.summary())
+    names = target_names(train_set) if cfg.readout.steps > 0 else []
+    head = None
+    if names:  # stage 1b: fine-tune the encoder with a read-out head (deterministic: a resume redoes it)
+        train_targets = targets_array(train_set)
+        wcfg.readout = readout_config(names, train_targets.numpy(), cfg.readout)
+        held = val_set if val_set.episodes else train_set
+        encoder, head, ro_metrics = fit_readout(
+            encoder, frames_uint8(train_set, wcfg.image), train_targets, wcfg.readout, cfg.readout, ctx.device,
+            (frames_uint8(held, wcfg.image), targets_array(held)), wcfg.num_latents, log if ctx.is_main else _quiet)
+        wcfg.readout.metrics = ro_metrics
     torch.manual_seed(cfg.seed)
     model = WorldModel(wcfg)
     model.encoder.load_state_dict(encoder.state_dict())
     model.encoder.requires_grad_(False)
+    if head is not None and model.readout is not None:
+        model.readout.load_state_dict(head.state_dict())
+        model.readout.requires_grad_(False)  # fixed: the predictor learns to feed it
     model.to(ctx.device)
     length = cfg.context_frames + cfg.horizon
     lat = encode_frames(model.encoder, frames_uint8(train_set, wcfg.image), ctx.device)
@@ -176,8 +235,8 @@ def train_predictor(data: EpisodeSet, encoder: Union[Encoder, str, Path], cfg: P
             group["lr"] = common.lr_at(step, cfg.steps, cfg.lr, cfg.warmup_steps)
         idx = common.global_batch(len(win), cfg.batch_size, cfg.seed, step, ctx).numpy()
         z, a, s = _batch(lat, win, idx, ctx.device)
-        tf, per_h = step_module(z, a, s)
-        loss = tf + cfg.rollout_weight * per_h.mean()
+        tf, per_h, ro = step_module(z, a, s, _targets(win, idx, ctx.device))
+        loss = tf + cfg.rollout_weight * per_h.mean() + cfg.readout_loss_weight * ro
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.predictor.parameters(), 1.0)

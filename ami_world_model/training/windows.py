@@ -7,6 +7,7 @@ with frame_skip s has ActionSpec.dt_s = s * the recorded dt_s.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
@@ -24,6 +25,7 @@ class Windows:
     frame_index: np.ndarray  # [W, L] int64 rows into the flattened frames
     actions: np.ndarray  # [W, L, A] float32 (action after each window frame; the last is never a target)
     states: Optional[np.ndarray]  # [W, L, S] float32 or None
+    targets: Optional[np.ndarray] = None  # [W, L, P] float32 positions (metres) for the read-out, or None
 
     def __len__(self) -> int:
         return int(self.frame_index.shape[0])
@@ -33,7 +35,7 @@ def split_episodes(data: EpisodeSet, val_fraction: float = 0.15) -> Tuple[Episod
     """Hold out the last episodes for validation (at least one when there are two or more)."""
     n = len(data.episodes)
     n_val = 0 if n < 2 else max(1, int(round(n * val_fraction)))
-    mk = lambda eps: EpisodeSet(eps, data.action_spec, data.state_spec, data.source)  # noqa: E731
+    mk = lambda eps: dataclasses.replace(data, episodes=eps)  # noqa: E731 - keeps specs, names, source
     return mk(data.episodes[: n - n_val]), mk(data.episodes[n - n_val:])
 
 
@@ -51,6 +53,19 @@ def frames_uint8(data: EpisodeSet, image: ImageSpec) -> torch.Tensor:
     return imgs.contiguous()
 
 
+def target_names(data: EpisodeSet) -> List[str]:
+    """Names of the recorded positions (``--pose-topic``); empty when the data has none."""
+    names = list(getattr(data, "target_names", []) or [])
+    if names and any(getattr(e, "targets", None) is None for e in data.episodes):
+        raise ValueError("some episodes have no pose targets although the set names them")
+    return names
+
+
+def targets_array(data: EpisodeSet) -> torch.Tensor:
+    """All frames' positions, in the order of ``frames_uint8``: float32 [F, P]."""
+    return torch.from_numpy(np.concatenate([e.targets for e in data.episodes]).astype(np.float32))
+
+
 def to_float(frames: torch.Tensor) -> torch.Tensor:
     """uint8 [B,3,H,W] -> float32 in [0, 1]."""
     return frames.float().div_(255.0)
@@ -63,6 +78,8 @@ def make_windows(data: EpisodeSet, length: int, frame_skip: int = 1) -> Windows:
     idx: List[np.ndarray] = []
     acts: List[np.ndarray] = []
     sts: List[np.ndarray] = []
+    tgs: List[np.ndarray] = []
+    with_targets = bool(target_names(data))
     offset = 0
     span = (length - 1) * frame_skip
     for ep in data.episodes:
@@ -75,6 +92,8 @@ def make_windows(data: EpisodeSet, length: int, frame_skip: int = 1) -> Windows:
             acts.append(np.stack(a))
             if ep.states is not None:
                 sts.append(ep.states[frames])
+            if with_targets:
+                tgs.append(ep.targets[frames])
         offset += t_len
     if not idx:
         longest = max((len(e) for e in data.episodes), default=0)
@@ -86,4 +105,5 @@ def make_windows(data: EpisodeSet, length: int, frame_skip: int = 1) -> Windows:
         frame_index=np.stack(idx).astype(np.int64),
         actions=np.stack(acts).astype(np.float32),
         states=np.stack(sts).astype(np.float32) if has_states else None,
+        targets=np.stack(tgs).astype(np.float32) if with_targets else None,
     )
