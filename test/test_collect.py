@@ -14,6 +14,8 @@ EXPECTED = {
     "/joint_states": "sensor_msgs/msg/JointState",
     "/servo_node/delta_twist_cmds": "geometry_msgs/msg/TwistStamped",
     "/episode_start": "std_msgs/msg/String",
+    "/tool_pose": "geometry_msgs/msg/PoseStamped",
+    "/block_pose": "geometry_msgs/msg/PoseStamped",
 }
 
 
@@ -45,6 +47,10 @@ def test_collect_writes_readable_bag(tmp_path, storage, capsys):
                 twists.append((msg.twist.linear.x, msg.twist.linear.y))
             elif conn.topic == "/joint_states":
                 assert list(msg.name) == ["shoulder", "elbow", "lift"] and len(msg.position) == 3
+            elif conn.topic in ("/tool_pose", "/block_pose"):
+                assert msg.header.frame_id == "base_link"
+                q = msg.pose.orientation
+                assert abs(np.linalg.norm([q.w, q.x, q.y, q.z]) - 1.0) < 1e-6
     d = np.diff(stamps)
     assert np.sum(d > 0.5) == 1 and np.allclose(d[d < 0.5], 0.1, atol=1e-6)  # 10 Hz, one gap between episodes
     assert np.abs(np.array(twists)).max() <= 0.1 + 1e-9 and np.abs(np.array(twists)).max() > 0.01
@@ -56,6 +62,53 @@ def test_collect_writes_readable_bag(tmp_path, storage, capsys):
         assert [len(e) for e in es.episodes] == [11, 11]
         assert es.state_spec.names == ["shoulder", "elbow", "lift"]
         np.testing.assert_array_equal(es.episodes[0].images[0], imgs[0])
+
+
+def _replay_positions(bag, episodes, steps, seed):
+    """Per episode [steps + 1, 4] (tool x, y, block x, y) at each frame, from a fresh cell driven by the bag's own
+    recorded twists (float64 as written), so the expected values come from the simulator, not from the reader."""
+    from ami_world_model.sim.cell import SimCell
+    from ami_world_model.sim.config import SimConfig
+
+    store = typestore()
+    with Reader(bag) as reader:
+        conns = [c for c in reader.connections if c.topic == "/servo_node/delta_twist_cmds"]
+        twists = [store.deserialize_cdr(raw, c.msgtype).twist.linear for c, _, raw in reader.messages(conns)]
+    cell = SimCell(SimConfig())
+    out = []
+    for ep in range(episodes):
+        cell.reset(seed=seed + ep, task=("reach", "push")[ep % 2])  # --task mixed alternates
+        rows = []
+        for i in range(steps + 1):
+            rows.append([*cell.ee_position()[:2], *cell.block_position()[:2]])
+            if i < steps:
+                v = twists[ep * (steps + 1) + i]
+                cell.apply_twist(v.x, v.y)
+                cell.step()
+        out.append(np.array(rows))
+    cell.close()
+    return out
+
+
+def test_collected_pose_topics_give_ground_truth_targets(tmp_path, capsys):
+    out = tmp_path / "bag"
+    assert cli.main(["collect", "--out", str(out), "--episodes", "2", "--steps-per-episode", "8", "--seed", "5",
+                     "--no-progress"]) == 0
+    truth = _replay_positions(out, episodes=2, steps=8, seed=5)
+    assert all(np.ptp(w[:, :2], axis=0).max() > 5e-3 for w in truth)  # the tool moves: a shifted pairing would show
+    spec = dict(pose_topics=["/tool_pose", "/block_pose"], episode_topic=None)
+    es = load_episodes(out, BagSpec(**spec))
+    assert es.target_names == ["tool.x", "tool.y", "block.x", "block.y"]
+    assert [len(e) for e in es.episodes] == [9, 9]
+    for ep, want in zip(es.episodes, truth):
+        assert ep.targets.dtype == np.float32
+        np.testing.assert_allclose(ep.targets, want, rtol=0, atol=1e-6)  # float32 of the cell's positions
+    skipped = load_episodes(out, BagSpec(**spec, frame_skip=2))
+    assert [len(e) for e in skipped.episodes] == [5, 5]
+    for ep, want in zip(skipped.episodes, truth):
+        np.testing.assert_allclose(ep.targets, want[::2], rtol=0, atol=1e-6)  # the pose at each kept frame
+    plain = load_episodes(out, BagSpec())
+    assert plain.target_names == [] and all(e.targets is None for e in plain.episodes)
 
 
 def test_collect_refuses_existing_dir(tmp_path, capsys):

@@ -7,6 +7,10 @@ Synchronisation: every image is matched with the action (and state) whose timest
 ``tolerance_s``; images with no match are dropped and the episode is split there, because frame ``t`` followed
 by frame ``t + 2`` would teach the model a wrong transition. Episodes also split at time gaps and at
 ``/episode_start`` markers when the bag has them (a real bag has none; gaps are enough).
+
+Positions for a read-out head come from ``geometry_msgs/PoseStamped`` topics (a fiducial tracker, TF, or the
+simulator's ground truth): each pose topic gives the targets ``<name>.x, <name>.y``, matched like the state, and a
+frame without a pose is dropped like a frame without an action.
 """
 from __future__ import annotations
 
@@ -31,6 +35,8 @@ ACTION_TYPES = (
     "sensor_msgs/msg/JointState",
     "std_msgs/msg/Float64MultiArray",
 )
+POSE_TYPE = "geometry_msgs/msg/PoseStamped"
+POSE_AXES = ("x", "y")  # pose.position members read per pose topic, in this order
 
 
 class BagError(ValueError):
@@ -57,6 +63,10 @@ class BagSpec:
     state_topic: Optional[str] = None  # e.g. "/joint_states" (sensor_msgs/JointState); None: no state
     state_joints: List[str] = field(default_factory=list)  # joint names to keep; empty: all, in bag order
     state_field: str = "position"  # JointState member read for the state
+    # PoseStamped topics giving position targets (metres), e.g. ["/tool_pose", "/block_pose"]; empty: none.
+    pose_topics: List[str] = field(default_factory=list)
+    # One name per pose topic; empty: the topic's last component without "_pose" ("/block_pose" -> "block").
+    pose_names: List[str] = field(default_factory=list)
     tolerance_s: float = 0.04  # nearest match must be this close (keep below half a frame period)
     frame_skip: int = 1  # keep every k-th frame; the actions in between are averaged
     image_size: List[int] = field(default_factory=lambda: [64, 64])  # (height, width) after INTER_AREA resize
@@ -82,6 +92,15 @@ class BagSpec:
             parse_crop(self.image_crop)
         except ValueError as exc:
             raise ConfigError(f"BagSpec.image_crop: {exc}") from None
+        if self.pose_names and len(self.pose_names) != len(self.pose_topics):
+            raise ConfigError(f"BagSpec.pose_names {self.pose_names} must match pose_topics {self.pose_topics} "
+                              "one to one (or be empty)")
+        if len(set(self.pose_topics)) != len(self.pose_topics):
+            raise ConfigError(f"BagSpec.pose_topics has duplicates: {self.pose_topics}")
+        names = self.pose_name_list()
+        if len(set(names)) != len(names) or not all(names):
+            raise ConfigError(f"BagSpec: pose names {names} (from {self.pose_topics}) must be unique and non-empty; "
+                              "set pose_names")
 
     def names(self) -> List[str]:
         if self.action_names:
@@ -89,6 +108,20 @@ class BagSpec:
         if self.action_kind == "twist":
             return [f[len("twist."):] if f.startswith("twist.") else f for f in self.action_fields]
         return list(self.action_fields)
+
+    def pose_name_list(self) -> List[str]:
+        """One name per pose topic: pose_names, or each derived with ``pose_name_from_topic``."""
+        return list(self.pose_names) or [pose_name_from_topic(t) for t in self.pose_topics]
+
+    def target_names(self) -> List[str]:
+        """The columns of Episode.targets: ``<name>.x, <name>.y`` per pose topic, in topic order."""
+        return [f"{n}.{a}" for n in self.pose_name_list() for a in POSE_AXES]
+
+
+def pose_name_from_topic(topic: str) -> str:
+    """The topic's last component without a trailing "_pose": "/block_pose" -> "block", "/tracker/tool" -> "tool"."""
+    last = topic.rstrip("/").rsplit("/", 1)[-1]
+    return last[: -len("_pose")] if last.endswith("_pose") else last
 
 
 # ---------------------------------------------------------------------------------------------- messages
@@ -204,6 +237,19 @@ def _state_vector(msg: Any, spec: BagSpec, names: List[str]) -> Optional[np.ndar
     return np.array([values[index[n]] for n in names], dtype=np.float32)
 
 
+# One matched frame: (time s, image message, action [A], state [S] or None, targets [P] or None).
+_Frame = Tuple[float, Any, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
+
+
+def _pose_series(path: Path, msgs: List[Tuple[float, Any]], topic: str) -> Tuple[np.ndarray, np.ndarray]:
+    """A pose topic's (times [N], positions [N, 2]) as float32 metres; an error when it has no messages."""
+    if not msgs:
+        raise BagError(f"{path}: no messages on pose topic {topic} ({POSE_TYPE})")
+    times = np.array([t for t, _ in msgs])
+    xy = np.array([[getattr(m.pose.position, a) for a in POSE_AXES] for _, m in msgs], dtype=np.float32)
+    return times, xy
+
+
 def load_episodes(path: str | Path, spec: Optional[BagSpec] = None) -> EpisodeSet:
     """Read a rosbag2 directory (mcap or sqlite3) into an EpisodeSet, synchronised as ``spec`` says."""
     spec = spec or BagSpec()
@@ -213,6 +259,8 @@ def load_episodes(path: str | Path, spec: Optional[BagSpec] = None) -> EpisodeSe
     topics: Dict[str, Optional[Tuple[str, ...]]] = {spec.image_topic: IMAGE_TYPES, spec.action_topic: ACTION_TYPES}
     if spec.state_topic:
         topics[spec.state_topic] = ("sensor_msgs/msg/JointState",)
+    for pose_topic in spec.pose_topics:
+        topics[pose_topic] = (POSE_TYPE,)
     if spec.episode_topic:
         topics[spec.episode_topic] = None
     data = _read_topics(path, topics, spec)
@@ -236,24 +284,27 @@ def load_episodes(path: str | Path, spec: Optional[BagSpec] = None) -> EpisodeSe
         state_names = list(spec.state_joints) or list(msgs[0][1].name)
         st_t = np.array([t for t, _ in msgs])
         st_v = [_state_vector(m, spec, state_names) for _, m in msgs]
+    poses = [_pose_series(path, data[topic], topic) for topic in spec.pose_topics]  # [(times [N], xy [N, 2])]
     markers = np.array([t for t, _ in data.get(spec.episode_topic or "", [])])
 
     # Match every frame; None where something is missing.
-    frames: List[Optional[Tuple[float, Any, np.ndarray, Optional[np.ndarray]]]] = []
+    frames: List[Optional[_Frame]] = []
     for (t, msg) in images:
         ia = _nearest(act_t, t + spec.action_offset_s, spec.tolerance_s)
         st = None
         if spec.state_topic:
             js = _nearest(st_t, t, spec.tolerance_s)
             st = st_v[js] if js >= 0 else None
-        if ia < 0 or (spec.state_topic and st is None):
+        hits = [_nearest(pt, t, spec.tolerance_s) for pt, _ in poses]
+        if ia < 0 or (spec.state_topic and st is None) or any(h < 0 for h in hits):
             frames.append(None)
             continue
-        frames.append((t, msg, act_v[ia], st))
+        targets = np.concatenate([xy[h] for (_, xy), h in zip(poses, hits)]) if poses else None  # [P]
+        frames.append((t, msg, act_v[ia], st, targets))
 
     # Split into runs of consecutive matched frames without gaps or markers between them.
-    runs: List[List[Tuple[float, Any, np.ndarray, Optional[np.ndarray]]]] = []
-    current: List[Tuple[float, Any, np.ndarray, Optional[np.ndarray]]] = []
+    runs: List[List[_Frame]] = []
+    current: List[_Frame] = []
     max_step = min(spec.episode_gap_s, spec.gap_factor * period)
     for f in frames:
         if f is None:
@@ -298,11 +349,13 @@ def load_episodes(path: str | Path, spec: Optional[BagSpec] = None) -> EpisodeSe
         "frame_skip": spec.frame_skip,
         "action_frame_id": frame_id,
         "image_crop": spec.image_crop,
+        "pose_topics": list(spec.pose_topics),
     }
-    return EpisodeSet(episodes=episodes, action_spec=action_spec, state_spec=state_spec, source=source)
+    return EpisodeSet(episodes=episodes, action_spec=action_spec, state_spec=state_spec, source=source,
+                      target_names=spec.target_names())
 
 
-def _make_episode(run: List[Tuple[float, Any, np.ndarray, Optional[np.ndarray]]], spec: BagSpec) -> Optional[Episode]:
+def _make_episode(run: List[_Frame], spec: BagSpec) -> Optional[Episode]:
     k = spec.frame_skip
     keep = list(range(0, len(run), k))
     if len(keep) < spec.min_episode_frames:
@@ -312,11 +365,14 @@ def _make_episode(run: List[Tuple[float, Any, np.ndarray, Optional[np.ndarray]]]
     actions = np.stack([step_mean_action(commands, i, k) for i in keep])
     images = np.stack([_frame_image(run[i], spec) for i in keep])  # [T, H, W, 3] uint8
     states = np.stack([run[i][3] for i in keep]).astype(np.float32) if spec.state_topic else None
+    # A kept frame's target is the pose matched to that frame (not averaged over the skipped ones).
+    targets = np.stack([run[i][4] for i in keep]).astype(np.float32) if spec.pose_topics else None  # [T, P]
     times = np.array([run[i][0] for i in keep], dtype=np.float64)
-    return Episode(images=images, actions=actions.astype(np.float32), states=states, timestamps=times)
+    return Episode(images=images, actions=actions.astype(np.float32), states=states, timestamps=times,
+                   targets=targets)
 
 
-def _frame_image(frame: Tuple[float, Any, np.ndarray, Optional[np.ndarray]], spec: BagSpec) -> np.ndarray:
+def _frame_image(frame: _Frame, spec: BagSpec) -> np.ndarray:
     """A bag image -> [H, W, 3] uint8 at spec.image_size, cropped and decoded as the node does."""
     h, w = int(spec.image_size[0]), int(spec.image_size[1])
     try:
@@ -427,6 +483,17 @@ class BagWriter:
         v3 = ty["geometry_msgs/msg/Vector3"]
         twist = ty["geometry_msgs/msg/Twist"](linear=v3(*map(float, linear)), angular=v3(*map(float, angular)))
         self.write(topic, ty["geometry_msgs/msg/TwistStamped"](header=self.header(t, frame_id), twist=twist), t)
+
+    def pose_stamped(self, topic: str, t: float, xyz: Sequence[float], quat_wxyz: Sequence[float] = (1, 0, 0, 0),
+                     frame_id: str = "base_link") -> None:
+        """A geometry_msgs/PoseStamped: position ``xyz`` (metres) and orientation ``quat_wxyz`` in ``frame_id``."""
+        if len(xyz) != 3 or len(quat_wxyz) != 4:
+            raise ValueError(f"pose_stamped needs xyz [3] and quat_wxyz [4], got {len(xyz)} and {len(quat_wxyz)}")
+        ty = self.store.types
+        w, x, y, z = map(float, quat_wxyz)
+        pose = ty["geometry_msgs/msg/Pose"](position=ty["geometry_msgs/msg/Point"](*map(float, xyz)),
+                                            orientation=ty["geometry_msgs/msg/Quaternion"](x=x, y=y, z=z, w=w))
+        self.write(topic, ty["geometry_msgs/msg/PoseStamped"](header=self.header(t, frame_id), pose=pose), t)
 
     def string(self, topic: str, t: float, text: str) -> None:
         self.write(topic, self.store.types["std_msgs/msg/String"](data=text), t)

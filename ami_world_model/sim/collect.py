@@ -3,6 +3,8 @@
 Topics (sim time stamps, header stamp = receive time):
   /camera/image_raw (sensor_msgs/Image rgb8), /camera/camera_info, /joint_states (sensor_msgs/JointState),
   /servo_node/delta_twist_cmds (geometry_msgs/TwistStamped, base_link) — the actions,
+  /tool_pose, /block_pose (geometry_msgs/PoseStamped, base_link) — ground-truth tool tip and block poses, as a
+  fiducial tracker or TF would give them on a real cell (read-out targets: BagSpec.pose_topics),
   /episode_start (std_msgs/String, JSON {episode, seed, task}) — optional markers; episodes are also
   separated by a 1 s gap in time, which is all a reader needs on a real bag.
 Each episode has T actions and T + 1 frames; the command after the last frame is a stop (zero twist).
@@ -21,6 +23,8 @@ INFO_TOPIC = "/camera/camera_info"
 JOINT_TOPIC = "/joint_states"
 TWIST_TOPIC = "/servo_node/delta_twist_cmds"
 EPISODE_TOPIC = "/episode_start"
+TOOL_POSE_TOPIC = "/tool_pose"  # tool tip (pusher centre), identity orientation
+BLOCK_POSE_TOPIC = "/block_pose"  # block centre and orientation (its free joint's quaternion)
 EPISODE_GAP_S = 1.0  # sim-time gap between episodes (the reader splits at gaps > BagSpec.episode_gap_s)
 COMMAND_LATENCY_S = 0.002  # a command is stamped a little after the frame it reacts to, as on a real robot
 
@@ -70,6 +74,8 @@ def collect(out: Path, episodes: int, steps: int, seed: int, storage: str = "mca
                 bag.image(IMAGE_TOPIC, t, cell.render())
                 bag.camera_info(INFO_TOPIC, t, k, image_hw)
                 bag.joint_state(JOINT_TOPIC, t, names, cell.joint_positions(), cell.joint_velocities())
+                bag.pose_stamped(TOOL_POSE_TOPIC, t, cell.ee_position())
+                bag.pose_stamped(BLOCK_POSE_TOPIC, t, cell.block_position(), cell.get_state().block[3:7])  # wxyz
                 v = policy.act(cell) if i < steps else np.zeros(2)
                 bag.twist_stamped(TWIST_TOPIC, t + COMMAND_LATENCY_S, (v[0], v[1], 0.0))
                 if i < steps:

@@ -53,6 +53,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      "node's image_crop to the same)")
     bag.add_argument("--action-frame-id", default=None, help="expected frame_id of the action headers "
                      "(default: recorded from them)")
+    bag.add_argument("--pose-topic", action="append", default=[], help="PoseStamped topic giving position targets "
+                     "<name>.x/.y (repeatable, e.g. /tool_pose)")
+    bag.add_argument("--pose-name", action="append", default=[], help="name per --pose-topic, in order (default: "
+                     "the topic's last component without _pose)")
 
 
 def load_data(args: argparse.Namespace, image: ImageSpec) -> EpisodeSet:
@@ -61,7 +65,8 @@ def load_data(args: argparse.Namespace, image: ImageSpec) -> EpisodeSet:
     if path.is_dir():
         from ami_world_model.data.bags import BagSpec, load_episodes  # lazy: rosbags only for bag input
 
-        kw = {"image_size": [image.height, image.width], "frame_skip": args.frame_skip}
+        kw = {"image_size": [image.height, image.width], "frame_skip": args.frame_skip,
+              "pose_topics": list(args.pose_topic), "pose_names": list(args.pose_name)}
         for name in ("image_topic", "action_topic", "state_topic", "tolerance_s", "image_crop", "action_frame_id"):
             if getattr(args, name) is not None:
                 kw[name] = getattr(args, name)
