@@ -8,7 +8,6 @@ backend that cannot run raises BackendError here, at configure time, never at th
 from __future__ import annotations
 
 import copy
-
 import importlib.util
 import logging
 import os
