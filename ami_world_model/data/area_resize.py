@@ -128,12 +128,10 @@ def resize_area(src: np.ndarray, plan: AreaPlan) -> np.ndarray:
         src = np.ascontiguousarray(src)  # e.g. rgba viewed as rgb: the integral needs packed pixels
     y, x = plan.y, plan.x
     integral = cv2.integral(src, sdepth=cv2.CV_32S)  # [h0 + 1, w0 + 1, C] exact box sums
-    height, width, c = len(y.pos), len(x.pos), src.shape[2]
-    g = integral.ravel().take(plan.grid).astype(np.float64).reshape(len(x.points), -1)  # [px, py * C]
-    cols = np.einsum("wjq,wj->wq", g.take(x.pos, axis=0), x.coef)  # [W, py * C]: x done, per y point
-    cols = np.ascontiguousarray(cols.reshape(width, -1, c).transpose(1, 0, 2)).reshape(len(y.points), -1)
-    value = np.einsum("hiq,hi->hq", cols.take(y.pos, axis=0), y.coef)  # [H, W * C] ~ OpenCV's float32 sums
-    value = value.reshape(height, width, c)
+    g = integral.ravel().take(plan.grid).astype(np.float64)  # [px * py * C]
+    g = g.reshape(len(x.points), len(y.points), src.shape[2])  # x-major: the gather below runs along axis 0
+    cols = np.einsum("wjpc,wj->pwc", g.take(x.pos, axis=0), x.coef)  # [py, W, C]: x summed, per y point
+    value = np.einsum("hiwc,hi->hwc", cols.take(y.pos, axis=0), y.coef)  # [H, W, C] ~ OpenCV's float32 sums
     out = np.rint(value)
     np.subtract(value, out, out=value)
     near_half = np.nonzero(np.abs(value, out=value) > 0.5 - plan.band)
@@ -147,7 +145,10 @@ def _exact(src: np.ndarray, plan: AreaPlan, dy: np.ndarray, dx: np.ndarray, ch: 
     """OpenCV's float32 arithmetic for the given output pixels: per source row, the running sum of
     src * x-weight; then the running sum of row * y-weight; then round half to even and saturate."""
     y, x = plan.y, plan.x
-    vals = src[y.idx[dy][:, :, None], x.idx[dx][:, None, :], ch[:, None, None]]  # [M, k_y, k_x] uint8
+    span = src.strides[0] * (src.shape[0] - 1) + src.shape[1] * src.shape[2]  # bytes from the first pixel
+    flat = np.lib.stride_tricks.as_strided(src, shape=(span,), strides=(1,), writeable=False)  # packed rows
+    offsets = (y.idx[dy] * src.strides[0])[:, :, None] + (x.idx[dx] * src.shape[2] + ch[:, None])[:, None, :]
+    vals = flat.take(offsets)  # [M, k_y, k_x] uint8
     terms = np.multiply(vals, x.w[dx][:, None, :], dtype=np.float32)  # uint8 -> float32 is exact
     row = np.add.accumulate(terms, axis=2)[:, :, -1]  # running float32 sums, in OpenCV's order
     total = np.add.accumulate(row * y.w[dy], axis=1)[:, -1]
