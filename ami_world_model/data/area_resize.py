@@ -131,13 +131,15 @@ def resize_area(src: np.ndarray, plan: AreaPlan) -> np.ndarray:
     g = integral.ravel().take(plan.grid).astype(np.float64)  # [px * py * C]
     g = g.reshape(len(x.points), len(y.points), src.shape[2])  # x-major: the gather below runs along axis 0
     cols = np.einsum("wjpc,wj->pwc", g.take(x.pos, axis=0), x.coef)  # [py, W, C]: x summed, per y point
-    value = np.einsum("hiwc,hi->hwc", cols.take(y.pos, axis=0), y.coef)  # [H, W, C] ~ OpenCV's float32 sums
+    rows = cols.take(y.pos, axis=0).reshape(y.pos.shape + (-1,))  # [H, m_y, W * C]
+    value = np.einsum("hiq,hi->hq", rows, y.coef).reshape(len(y.pos), len(x.pos), -1)  # [H, W, C] ~ OpenCV's
     out = np.rint(value)
     np.subtract(value, out, out=value)
-    near_half = np.nonzero(np.abs(value, out=value) > 0.5 - plan.band)
+    near_half = np.flatnonzero(np.abs(value, out=value) > 0.5 - plan.band)  # flat: np.nonzero is slower
     out = out.astype(np.uint8)
-    if near_half[0].size:
-        out[near_half] = _exact(src, plan, *near_half)
+    if near_half.size:
+        pixel, ch = np.divmod(near_half, src.shape[2])
+        out.reshape(-1)[near_half] = _exact(src, plan, *np.divmod(pixel, len(x.pos)), ch)
     return out
 
 
@@ -147,9 +149,10 @@ def _exact(src: np.ndarray, plan: AreaPlan, dy: np.ndarray, dx: np.ndarray, ch: 
     y, x = plan.y, plan.x
     span = src.strides[0] * (src.shape[0] - 1) + src.shape[1] * src.shape[2]  # bytes from the first pixel
     flat = np.lib.stride_tricks.as_strided(src, shape=(span,), strides=(1,), writeable=False)  # packed rows
-    offsets = (y.idx[dy] * src.strides[0])[:, :, None] + (x.idx[dx] * src.shape[2] + ch[:, None])[:, None, :]
-    vals = flat.take(offsets)  # [M, k_y, k_x] uint8
-    terms = np.multiply(vals, x.w[dx][:, None, :], dtype=np.float32)  # uint8 -> float32 is exact
-    row = np.add.accumulate(terms, axis=2)[:, :, -1]  # running float32 sums, in OpenCV's order
-    total = np.add.accumulate(row * y.w[dy], axis=1)[:, -1]
+    across = (x.idx[dx] * src.shape[2] + ch[:, None]).T  # [k_x, M] byte offsets within a row
+    down = y.idx[dy] * src.strides[0]  # [M, k_y] row offsets
+    vals = flat.take(across[:, :, None] + down)  # [k_x, M, k_y] uint8: the summed axis first, as OpenCV's loops
+    terms = np.multiply(vals, x.w[dx].T[:, :, None], dtype=np.float32)  # uint8 -> float32 is exact
+    row = np.add.accumulate(terms, axis=0)[-1]  # [M, k_y] running float32 sums, in OpenCV's order
+    total = np.add.accumulate((row * y.w[dy]).T, axis=0)[-1]  # [M]
     return np.rint(total).astype(np.uint8)  # weights sum to 1: total <= 255 + a few ulp, no saturation

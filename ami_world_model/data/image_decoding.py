@@ -5,6 +5,8 @@ ROS-free: it takes the fields of a sensor_msgs/Image (data, height, width, encod
 Packed 8-bit layouts are viewed with ``np.frombuffer`` (zero-copy, ``step`` row padding honoured); YUV layouts
 that UVC/GMSL drivers publish are converted by OpenCV. Depth images and 16-bit mono are refused: their scale
 is not an image's (depth is metres or millimetres; mono16 may hold 10, 12 or 16 significant bits).
+The model input is the INTER_AREA shrink of the (cropped) view, with no full-frame copy: camera-sized frames
+go through ``area_resize.py``, which gives cv2.resize's pixels exactly in less time.
 """
 from __future__ import annotations
 
