@@ -5,6 +5,8 @@ ROS-free: it takes the fields of a sensor_msgs/Image (data, height, width, encod
 Packed 8-bit layouts are viewed with ``np.frombuffer`` (zero-copy, ``step`` row padding honoured); YUV layouts
 that UVC/GMSL drivers publish are converted by OpenCV. Depth images and 16-bit mono are refused: their scale
 is not an image's (depth is metres or millimetres; mono16 may hold 10, 12 or 16 significant bits).
+The model input is the INTER_AREA shrink of the (cropped) view, with no full-frame copy: camera-sized frames
+go through ``area_resize.py``, which gives cv2.resize's pixels exactly in less time.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any, Tuple, Union
 
 import numpy as np
 
+from ami_world_model.data.area_resize import area_plan, resize_area
 from ami_world_model.safety import InputError
 
 # encoding -> (channels, colour order). 8UC3/8UC1 follow OpenCV's conventions (BGR / one channel).
@@ -147,19 +150,30 @@ def to_model_input(rgb: np.ndarray, height: int, width: int, crop: Crop = None) 
     Resizing happens before the float conversion: fewer pixels to convert.
     """
     src = resize_rgb(crop_image(rgb, crop, height, width), height, width)
-    out = src.astype(np.float32) * (1.0 / 255.0)
-    return np.ascontiguousarray(out.transpose(2, 0, 1))  # [3, H, W]
+    out = np.empty((src.shape[2], height, width), np.float32)  # [3, H, W]
+    return np.multiply(src.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=out)  # scale and transpose at once
 
 
 def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
-    """[H0, W0, 3] uint8 -> [height, width, 3] uint8 (INTER_AREA when shrinking, linear when enlarging)."""
+    """[H0, W0, 3] uint8 -> [height, width, 3] uint8 (INTER_AREA when shrinking, linear when enlarging).
+
+    ``rgb`` may be a view of the message buffer (a crop, bgr with reversed channels): it is not copied.
+    Large shrinks go through ``area_resize`` (cv2.resize's INTER_AREA pixels, exactly, in less time).
+    """
     import cv2
 
-    src = np.ascontiguousarray(rgb)
-    if src.shape[:2] == (height, width):
-        return src
-    interp = cv2.INTER_AREA if src.shape[0] >= height and src.shape[1] >= width else cv2.INTER_LINEAR
-    return cv2.resize(src, (width, height), interpolation=interp)
+    if rgb.strides[2] < 0:  # bgr viewed as rgb: resize the stored order, then reverse the small result
+        return np.ascontiguousarray(resize_rgb(rgb[:, :, ::-1], height, width)[:, :, ::-1])
+    h0, w0, channels = rgb.shape
+    if (h0, w0) == (height, width):
+        return np.ascontiguousarray(rgb)
+    plan = area_plan(h0, w0, height, width, channels)
+    if plan is not None:
+        return resize_area(rgb, plan)
+    interp = cv2.INTER_AREA if h0 >= height and w0 >= width else cv2.INTER_LINEAR
+    if rgb.strides[1:] != (channels, 1):  # e.g. rgba viewed as rgb; a crop's row stride alone is fine
+        rgb = np.ascontiguousarray(rgb)
+    return cv2.resize(rgb, (width, height), interpolation=interp)
 
 
 def decode_any(msg: Any) -> np.ndarray:
