@@ -97,7 +97,7 @@ class PlannerNodeConfig:
         "keep it below the checkpoint's metrics['val_one_step_l1'] (one control step's latent change; 0.009 "
         "for the shipped model, where 0.006 is ~1 mm of tool error).", lo=0.0, hi=1e3, live=True)
     goal_distance_threshold_m: float = param(
-        0.008, "With the read-out energy (planner.energy readout, or auto on a model trained with poses): goal "
+        0.012, "With the read-out energy (planner.energy readout, or auto on a model trained with poses): goal "
         "reached when the weighted distance of the tool and objects to their goal positions (metres, the "
         "checkpoint's readout.weights) stays below this.", lo=0.0, hi=10.0, live=True)
     goal_reached_ticks: int = param(3, "Ticks below the goal threshold that count as reached.",
