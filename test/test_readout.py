@@ -167,3 +167,21 @@ def test_engine_picks_the_readout_energy_and_its_goal_threshold(tmp_path):
         assert SupervisorConfig.from_node(engine.cfg, False, False).goal_energy_threshold == 0.003
     finally:
         engine.close()
+
+
+def test_diagnostics_score_the_energy_the_planner_uses():
+    from ami_world_model.evaluation.energy_quality import latent_energies, model_energy
+
+    model = _model_with_readout()
+    rng = np.random.default_rng(0)
+    h, w = model.config.image.height, model.config.image.width
+    frames = rng.integers(0, 256, (3, h, w, 3), dtype=np.uint8)
+    e = latent_energies(model.encode, frames, frames[1], energy_fn=model_energy(model))
+    assert e[1] == pytest.approx(0.0, abs=1e-6) and e[0] > 0 and e[2] > 0
+    # the same frames scored by hand: weighted planar distance of the read-out positions
+    with torch.no_grad():
+        x = torch.from_numpy(frames.transpose(0, 3, 1, 2).copy()).float() / 255.0
+        p = model.read_out(model.encode(x))
+    assert e[0] == pytest.approx(float(model.readout.distance(p[:1], p[1])), rel=1e-5)
+    l1 = latent_energies(model.encode, frames, frames[1], energy_fn=model_energy(model, "l1"))
+    assert not np.allclose(l1, e)

@@ -45,22 +45,22 @@ def candidate_ranking(
     states_per_episode: int = 3,
     candidates: int = 32,
     horizon_steps: int = 3,
-    energy: str = "l1",
+    energy: str = "auto",
     rng_seed: int = 0,
 ) -> Dict[str, Dict[str, Any]]:
     """``{task: {"encoded": {...}, "predicted": {...}}}`` rank correlations (see the module docstring).
 
     States are spread evenly over each scripted episode (its start included); candidates are uniform random
     twists within the checkpoint's action bounds."""
-    from ami_world_model.evaluation.energy_quality import latent_energies
+    from ami_world_model.evaluation.energy_quality import latent_energies, model_energy
     from ami_world_model.models.checkpoint import load_world_model
-    from ami_world_model.planning.energy import latent_energy
     from ami_world_model.sim.batch import CellBatch
     from ami_world_model.sim.cell import SimCell
     from ami_world_model.sim.config import SimConfig
     from ami_world_model.sim.scripted import ScriptedExpert
 
     model = load_world_model(checkpoint).eval()
+    energy_fn = model_energy(model, energy)
     spec, k = model.config.action, model.config.context_frames
     cell = SimCell(SimConfig(image_height=model.config.image.height, image_width=model.config.image.width))
     batch = CellBatch(cell, candidates)
@@ -99,7 +99,7 @@ def candidate_ranking(
                         for s in slots:
                             with cell.bound_to(batch.slots[s]):
                                 finals.append(cell.render())
-                        e_enc = latent_energies(model.encode, np.stack(finals), goal.image, energy)
+                        e_enc = latent_energies(model.encode, np.stack(finals), goal.image, energy_fn=energy_fn)
                         now = torch.from_numpy(cell.render().transpose(2, 0, 1)[None].copy()).float() / 255.0
                         with torch.inference_mode():
                             z = model.encode(now)  # [1, N, D]
@@ -107,7 +107,7 @@ def candidate_ranking(
                                 torch.from_numpy(goal.image.transpose(2, 0, 1)[None].copy()).float() / 255.0)
                             ctx = z.unsqueeze(1).expand(candidates, k, -1, -1)  # [K, k, N, D]
                             pred = model.rollout(ctx, torch.from_numpy(acts).float())[:, -1]  # [K, N, D]
-                            e_pred = latent_energy(pred, z_goal, energy).numpy()
+                            e_pred = energy_fn(pred, z_goal).numpy()
                         enc_rhos.append(spearman(e_enc, true))
                         tool_rhos.append(spearman(e_enc, tool))
                         pred_rhos.append(spearman(e_pred, true))

@@ -7,7 +7,8 @@ On held-out trajectories that do make progress (a scripted expert's), two number
     where the energy falls too (1: always; 0.5: chance).
 Plus how many episodes' energy at the closest frame is no lower than at the start (the planner would see no
 reason to go there). ``score_checkpoint`` produces the trajectories in the simulated cell and scores a
-checkpoint's encoder with the planner's L1 energy (``planning/energy.py``).
+checkpoint's encoder with the planner's energy (``planning/energy.py``: the read-out distance for a model with a
+read-out head, else L1).
 """
 from __future__ import annotations
 
@@ -105,8 +106,17 @@ def energy_quality(trajectories: Sequence[Trajectory], min_drop_m: float = 1e-3,
     )
 
 
+def model_energy(model, kind: str = "auto"):
+    """The planner's energy for ``model`` (a WorldModel): ``(latents [S,N,D], goal [1,N,D]) -> [S]``; "auto"
+    is the read-out distance when the model has a read-out head, else latent L1 (``planning/energy.py``)."""
+    from ami_world_model.planning.energy import make_energy
+
+    head = model.readout
+    return make_energy(kind, head if head is not None else None, head.distance if head is not None else None)
+
+
 def latent_energies(encode, images: np.ndarray, goal_image: np.ndarray, kind: str = "l1",
-                    batch: int = 64) -> np.ndarray:
+                    batch: int = 64, energy_fn=None) -> np.ndarray:
     """The planner's energy of each frame to the goal frame.
 
     Args:
@@ -114,7 +124,8 @@ def latent_energies(encode, images: np.ndarray, goal_image: np.ndarray, kind: st
             backend's ``encode``).
         images: ``[T, H, W, 3]`` uint8 frames.
         goal_image: ``[H, W, 3]`` uint8.
-        kind: "l1" or "l2", as ``PlannerConfig.energy``.
+        kind: "l1" or "l2", as ``PlannerConfig.energy`` (ignored when ``energy_fn`` is given).
+        energy_fn: ``(latents, goal latent) -> [B]``, e.g. ``model_energy(model)`` for the read-out energy.
     Returns:
         ``[T]`` energies.
     """
@@ -127,7 +138,8 @@ def latent_energies(encode, images: np.ndarray, goal_image: np.ndarray, kind: st
 
     with torch.inference_mode():
         goal = encode(to_input(goal_image[None]))  # [1, N, D]
-        out = [latent_energy(encode(to_input(images[i:i + batch])), goal, kind) for i in range(0, len(images), batch)]
+        fn = energy_fn or (lambda z, g: latent_energy(z, g, kind))
+        out = [fn(encode(to_input(images[i:i + batch])), goal) for i in range(0, len(images), batch)]
     return torch.cat(out).cpu().numpy().astype(np.float64)
 
 
@@ -138,7 +150,7 @@ def score_checkpoint(
     max_steps: int = 80,
     strides: Sequence[int] = (1, 3),
     randomize: bool = False,
-    energy: str = "l1",
+    energy: str = "auto",
     min_drop_m: float = 1e-3,
 ) -> Dict[str, Dict[str, Any]]:
     """Energy quality of a checkpoint's encoder on scripted held-out episodes in the simulated cell.
@@ -154,6 +166,7 @@ def score_checkpoint(
     from ami_world_model.sim.scripted import scripted_trajectory
 
     model = load_world_model(checkpoint).eval()
+    energy_fn = model_energy(model, energy)
     image = model.config.image
     cell = SimCell(SimConfig(image_height=image.height, image_width=image.width, randomize=randomize))
     result: Dict[str, Dict[str, Any]] = {}
@@ -163,7 +176,7 @@ def score_checkpoint(
             for seed in seeds:
                 tr = scripted_trajectory(cell, task, seed, max_steps=max_steps)
                 ok += tr.success
-                e = latent_energies(model.encode, tr.images, tr.goal_image, energy)
+                e = latent_energies(model.encode, tr.images, tr.goal_image, energy_fn=energy_fn)
                 pairs.append((e, tr.distances_m))
                 i = tr.first_block_move()
                 pushing.append((e[i:], tr.distances_m[i:]))
