@@ -113,3 +113,22 @@ def test_collected_pose_topics_give_ground_truth_targets(tmp_path, capsys):
 
 def test_collect_refuses_existing_dir(tmp_path, capsys):
     assert cli.main(["collect", "--out", str(tmp_path), "--episodes", "1", "--steps-per-episode", "1"]) == 2
+
+
+def test_randomize_fraction_spreads_evenly_over_both_tasks():
+    from ami_world_model.sim.collect import randomized_episode
+
+    for fraction, want in ((0.0, 0), (0.25, 4), (0.5, 8), (1.0, 16)):
+        flags = [randomized_episode(ep, fraction) for ep in range(16)]
+        assert sum(flags) == want, (fraction, flags)
+        # mixed tasks alternate reach (even) and push (odd): each gets half of the randomised episodes
+        assert sum(flags[0::2]) == sum(flags[1::2])
+
+
+def test_collect_randomizes_the_asked_fraction(tmp_path):
+    from ami_world_model.sim.collect import collect
+
+    report = collect(tmp_path / "bag", episodes=4, steps=2, seed=0, randomize_fraction=0.5, progress=False)
+    assert report["randomized_episodes"] == 2
+    with pytest.raises(ValueError, match="randomize-fraction"):
+        collect(tmp_path / "bag2", episodes=1, steps=1, seed=0, randomize_fraction=1.5, progress=False)

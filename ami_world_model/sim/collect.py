@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -36,15 +38,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     parser.add_argument("--randomize", action="store_true", help="randomise lights, colours, camera pose")
+    parser.add_argument("--randomize-fraction", type=float, default=None, metavar="F",
+                        help="randomise this fraction of the episodes, spread evenly (--randomize: 1)")
     parser.add_argument("--task", choices=["reach", "push", "mixed"], default="mixed",
                         help="start distribution (mixed alternates reach and push starts)")
     parser.add_argument("--image-size", type=int, nargs=2, default=[64, 64], metavar=("H", "W"))
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
 
 
+def randomized_episode(ep: int, fraction: float) -> bool:
+    """Whether episode ``ep`` is randomised when a ``fraction`` of them are: spread evenly over pairs of
+    episodes, so that with mixed tasks (reach, push alternating) both tasks get the same share."""
+    j = ep // 2
+    return math.floor((j + 1) * fraction + 1e-9) > math.floor(j * fraction + 1e-9)
+
+
 def collect(out: Path, episodes: int, steps: int, seed: int, storage: str = "mcap", randomize: bool = False,
-            task: str = "mixed", image_hw=(64, 64), progress: bool = True) -> dict:
-    """Run exploration and write the bag; returns a small report (counts, timings)."""
+            task: str = "mixed", image_hw=(64, 64), progress: bool = True,
+            randomize_fraction: Optional[float] = None) -> dict:
+    """Run exploration and write the bag; returns a small report (counts, timings).
+
+    ``randomize_fraction``: randomise lights, colours and camera pose in that fraction of the episodes (each
+    from its own seed); None: all when ``randomize``, none otherwise."""
     from tqdm import tqdm
 
     from ami_world_model.data.bags import BagWriter
@@ -54,6 +69,10 @@ def collect(out: Path, episodes: int, steps: int, seed: int, storage: str = "mca
 
     if episodes < 1 or steps < 1:
         raise ValueError("--episodes and --steps-per-episode must be >= 1")
+    fraction = (1.0 if randomize else 0.0) if randomize_fraction is None else float(randomize_fraction)
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"--randomize-fraction must be in [0, 1], got {fraction}")
+    randomize = fraction > 0
     cell = SimCell(SimConfig(image_height=int(image_hw[0]), image_width=int(image_hw[1]), randomize=randomize))
     policy = ExplorationPolicy()
     k = cell.camera_intrinsics()
@@ -61,11 +80,14 @@ def collect(out: Path, episodes: int, steps: int, seed: int, storage: str = "mca
     base = 1.0  # sim time of the first frame; 0 would read as "no stamp"
     t0 = time.perf_counter()
     bar = tqdm(total=episodes * steps, desc="collect", unit="step", disable=not progress)
+    randomized_episodes = 0
     block_moving_steps = 0  # steps in which the block moved > 1 mm: how much of the data has contact
     with BagWriter(out, storage=storage) as bag:
         for ep in range(episodes):
             ep_seed = seed + ep
             ep_task = task if task != "mixed" else ("reach", "push")[ep % 2]
+            cell.config.randomize = randomized_episode(ep, fraction)  # reset restores the nominal look first
+            randomized_episodes += int(cell.config.randomize)
             cell.reset(seed=ep_seed, task=ep_task)
             policy.reset(cell, np.random.default_rng([ep_seed, 17]))
             bag.string(EPISODE_TOPIC, base, json.dumps({"episode": ep, "seed": ep_seed, "task": ep_task}))
@@ -91,7 +113,8 @@ def collect(out: Path, episodes: int, steps: int, seed: int, storage: str = "mca
     wall = time.perf_counter() - t0
     return {"bag": str(out), "episodes": episodes, "steps": episodes * steps, "wall_s": round(wall, 2),
             "steps_per_s": round(episodes * steps / max(wall, 1e-9), 1), "counts": counts,
-            "mode_steps": policy.mode_counts, "block_moving_steps": block_moving_steps}
+            "mode_steps": policy.mode_counts, "block_moving_steps": block_moving_steps,
+            "randomized_episodes": randomized_episodes}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -99,7 +122,12 @@ def main(args: argparse.Namespace) -> int:
     if out.exists():
         print(f"error: {out} exists; choose a new --out directory")
         return 2
-    report = collect(out, args.episodes, args.steps_per_episode, args.seed, args.storage, args.randomize,
-                     args.task, tuple(args.image_size), progress=not args.no_progress)
+    try:
+        report = collect(out, args.episodes, args.steps_per_episode, args.seed, args.storage, args.randomize,
+                         args.task, tuple(args.image_size), progress=not args.no_progress,
+                         randomize_fraction=args.randomize_fraction)
+    except ValueError as e:
+        print(f"error: {e}")
+        return 2
     print(json.dumps(report))
     return 0
