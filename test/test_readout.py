@@ -185,3 +185,14 @@ def test_diagnostics_score_the_energy_the_planner_uses():
     assert e[0] == pytest.approx(float(model.readout.distance(p[:1], p[1])), rel=1e-5)
     l1 = latent_energies(model.encode, frames, frames[1], energy_fn=model_energy(model, "l1"))
     assert not np.allclose(l1, e)
+
+
+def test_a_hostile_readout_size_is_refused_before_allocation(tmp_path):
+    import json
+
+    save_world_model(_model_with_readout(), tmp_path / "wm")
+    meta = json.loads((tmp_path / "wm.json").read_text())
+    meta["config"]["readout"]["hidden"] = 10**9
+    (tmp_path / "wm.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="readout.hidden"):
+        load_world_model(tmp_path / "wm")

@@ -106,6 +106,8 @@ def check_world_model_limits(cfg: WorldModelConfig, where: str) -> None:
     _limit(problems, "image.width", cfg.image.width, MAX_IMAGE_SIDE)
     _limit(problems, "action.dim", cfg.action.dim, MAX_ACTION_OR_STATE_DIM)
     _limit(problems, "state.dim", cfg.state.dim, MAX_ACTION_OR_STATE_DIM)
+    _limit(problems, "readout.dim", cfg.readout.dim, MAX_ACTION_OR_STATE_DIM)
+    _limit(problems, "readout.hidden", cfg.readout.hidden, MAX_EMBED_DIM)
     _raise(problems, where)
 
 
