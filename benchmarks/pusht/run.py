@@ -36,16 +36,16 @@ SIZES: Dict[str, Dict[str, Any]] = {
     # The protocol CEM (300 x 30) costs 15-45 s per plan for ours and 40-130 s for LeWM on this CPU, so its
     # evaluation is time-capped per offset (results say how many episodes ran); the node budget runs all 50.
     "full": dict(resolution=64, episodes=300, steps=100, heldout_episodes=50, heldout_steps=80, push_fraction=0.0,
-                 enc_steps=300, pred_steps=2000, batch=64, peer_batch=32, peer_max_steps=None,
+                 enc_steps=300, readout_steps=500, pred_steps=2000, batch=64, peer_batch=32, peer_max_steps=None,
                  eval_episodes=50, offsets=[25, 50], protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node",
                  protocol_cap_s=300.0),
     # An indicative run that fits about 30 min on a loaded 2-core machine (10 episodes, goals 25 steps ahead).
     "medium": dict(resolution=64, episodes=100, steps=100, heldout_episodes=10, heldout_steps=80, push_fraction=0.0,
-                   enc_steps=200, pred_steps=1500, batch=64, peer_batch=32, peer_max_steps=None,
+                   enc_steps=200, readout_steps=300, pred_steps=1200, batch=64, peer_batch=32, peer_max_steps=None,
                    eval_episodes=10, offsets=[25], protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node",
                    protocol_cap_s=420.0),
     "small": dict(resolution=64, episodes=2, steps=30, heldout_episodes=1, heldout_steps=55, push_fraction=0.0,
-                  enc_steps=1, pred_steps=1, batch=8, peer_batch=4, peer_max_steps=1,
+                  enc_steps=1, readout_steps=1, pred_steps=1, batch=8, peer_batch=4, peer_max_steps=1,
                   eval_episodes=1, offsets=[25], protocol_cem=dict(num_samples=8, iterations=2, top_k=4),
                   oracle_cem=dict(num_samples=8, iterations=2, top_k=4), protocol_cap_s=None,
                   node_cem=dict(num_samples=16, iterations=2, top_k=4)),
@@ -115,9 +115,12 @@ def main(argv=None) -> int:
     held = collect_mod.load_heldout(held_path)
 
     # 2. ours, through `ami-wm train`
+    # With the bag's poses (agent, block, block tip): a read-out head, and the planner's "auto" energy is its
+    # distance. The peer trains on the frames and commands only.
     ours_info = ours_mod.train(bag, out / "ours", S["enc_steps"], S["pred_steps"], ev.FRAMESKIP, S["batch"],
-                               env_vars, seed=args.seed)
-    ours = ours_mod.OursPlanning(ours_info["checkpoint"])
+                               env_vars, seed=args.seed, pose_topics=collect_mod.POSE_TOPICS,
+                               readout_steps=S["readout_steps"])
+    ours = ours_mod.OursPlanning(ours_info["checkpoint"], energy_kind="auto")
     low, high = ours.low, ours.high  # every planner searches the same box: the data's block-action range
 
     # 3. the peer(s), same frames, same wall clock as ours
@@ -160,7 +163,13 @@ def main(argv=None) -> int:
     planners["random"] = (ev.RandomPlanner(low, high, seed=args.seed), None, None, None, None)
 
     # Energy quality (issue 13's diagnostic): does each model's planning energy track the true distance?
-    diagnostics = {"ours": ev.energy_quality(ours, held, S["offsets"][0])}
+    # Ours twice: the energy it plans with (the read-out distance) and, for comparison, the latent L1.
+    diagnostics = {"ours": {"energy": "readout" if ours.has_readout else "l1",
+                            **ev.energy_quality(ours, held, S["offsets"][0])},
+                   "ours_l1": {"energy": "l1", **ev.energy_quality(
+                       ours_mod.OursPlanning(ours_info["checkpoint"], energy_kind="l1"), held, S["offsets"][0])}}
+    if ours.has_readout and "poses" in held:
+        diagnostics["ours_readout_px"] = ev.readout_error_px(ours, held, collect_mod.POSE_SCALE)
     for kind, tr in peers.items():
         adapter = peer_mod.PeerPlanning(tr["model"], peer_mod.PeerConfig(**tr["metrics"]["config"]), tr["windows"])
         diagnostics[kind] = ev.energy_quality(adapter, held, S["offsets"][0])
