@@ -91,6 +91,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-peer", action="store_true", help="evaluate ours, oracle and random only")
+    ap.add_argument("--reuse-ours", action="store_true", help="reuse <out>/ours (checkpoint + train_info.json) "
+                    "from an earlier run of the same size instead of training ours again")
     ap.add_argument("--peers", default="lewm", help="comma list of lewm, pldm")
     ap.add_argument("--results", type=Path, default=None, help="also copy results.json here")
     args = ap.parse_args(argv)
@@ -117,9 +119,15 @@ def main(argv=None) -> int:
     # 2. ours, through `ami-wm train`
     # With the bag's poses (agent, block, block tip): a read-out head, and the planner's "auto" energy is its
     # distance. The peer trains on the frames and commands only.
-    ours_info = ours_mod.train(bag, out / "ours", S["enc_steps"], S["pred_steps"], ev.FRAMESKIP, S["batch"],
-                               env_vars, seed=args.seed, pose_topics=collect_mod.POSE_TOPICS,
-                               readout_steps=S["readout_steps"])
+    info_path = out / "ours" / "train_info.json"
+    if args.reuse_ours and info_path.exists():
+        ours_info = json.loads(info_path.read_text())
+        print(f"[ours] reusing {ours_info['checkpoint']} ({ours_info['train_s'] / 60:.1f} min of training)", flush=True)
+    else:
+        ours_info = ours_mod.train(bag, out / "ours", S["enc_steps"], S["pred_steps"], ev.FRAMESKIP, S["batch"],
+                                   env_vars, seed=args.seed, pose_topics=collect_mod.POSE_TOPICS,
+                                   readout_steps=S["readout_steps"])
+        info_path.write_text(json.dumps(ours_info, indent=1, default=float))
     ours = ours_mod.OursPlanning(ours_info["checkpoint"], energy_kind="auto")
     low, high = ours.low, ours.high  # every planner searches the same box: the data's block-action range
 
