@@ -91,6 +91,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-peer", action="store_true", help="evaluate ours, oracle and random only")
+    ap.add_argument("--skip-protocol-cem", action="store_true", help="evaluate the node budget only (no 300 x 30 "
+                    "CEM rows; they cost 20-50x more)")
     ap.add_argument("--reuse-ours", action="store_true", help="reuse <out>/ours (checkpoint + train_info.json) "
                     "from an earlier run of the same size instead of training ours again")
     ap.add_argument("--peers", default="lewm", help="comma list of lewm, pldm")
@@ -169,6 +171,8 @@ def main(argv=None) -> int:
         ev.OraclePlanner(lambda: make_env(S["resolution"]), cem(oracle_budget), low, high), None, None,
         oracle_budget, None)
     planners["random"] = (ev.RandomPlanner(low, high, seed=args.seed), None, None, None, None)
+    if args.skip_protocol_cem:
+        planners = {k: v for k, v in planners.items() if "protocol CEM" not in k}
 
     # Energy quality (issue 13's diagnostic): does each model's planning energy track the true distance?
     # Ours twice: the energy it plans with (the read-out distance) and, for comparison, the latent L1.
