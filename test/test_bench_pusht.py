@@ -1,5 +1,6 @@
-"""Smoke test of the PushT benchmark (benchmarks/pusht): 2 short episodes into a bag, one training step each for
-ours (`ami-wm train`) and the peer (LeWM), a 1-episode evaluation per planner that writes results.json.
+"""Smoke test of the PushT benchmark (benchmarks/pusht): 2 short episodes into a bag (frames, commands and the
+agent / block / block-tip poses), one training step each for ours (`ami-wm train`, with a read-out head from the
+poses) and the peer (LeWM), a 1-episode evaluation per planner that writes results.json.
 
 The benchmark runs in its own venv (`make bench-pusht-setup`, benchmarks/pusht/README.md), because its extra
 (stable-worldmodel, pymunk, pygame, transformers) is not part of the core's requirements; the test skips, with
@@ -70,9 +71,29 @@ def test_bench_pusht_smoke(tmp_path):
     acts = np.concatenate([e.actions for e in data.episodes])
     assert acts.shape[1] == 2 and np.all(np.abs(acts) <= 1.0 + 1e-6)
 
+    # Poses: one PoseStamped per frame on each topic, read as targets in env px / 1000; the tip point is fixed on
+    # the T, 60 px from the block's origin, so its distance to the block pose is 0.06 on every frame.
+    topics = ["/agent_pose", "/block_pose", "/block_tip_pose"]
+    assert res["data"]["pose_topics"] == topics
+    posed = load_episodes(out / "bag", BagSpec(image_size=[64, 64], pose_topics=topics))
+    assert posed.target_names == ["agent.x", "agent.y", "block.x", "block.y", "block_tip.x", "block_tip.y"]
+    tg = np.concatenate([e.targets for e in posed.episodes])  # [60, 6]
+    assert tg.shape == (60, 6) and np.all((tg > 0.0) & (tg < 0.512))  # inside the 512 px arena
+    np.testing.assert_allclose(np.linalg.norm(tg[:, 4:6] - tg[:, 2:4], axis=1), 0.06, atol=1e-4)
+    assert np.ptp(tg[:, 0]) > 0.0  # the agent moves
+
     # One training step each: ours through `ami-wm train`, the peer through our loop.
     assert res["ours"]["encoder_steps"] == 1 and res["ours"]["predictor_steps"] == 1
     assert (out / "ours" / "wm.safetensors").exists()
+    # ... with a read-out head over the three poses, which ours plans with ("auto" -> the read-out distance).
+    assert res["ours"]["pose_topics"] == topics and res["ours"]["readout_steps"] == 1
+    wm = json.loads((out / "ours" / "wm.json").read_text())
+    readout = wm["config"]["readout"] if "config" in wm else wm["readout"]
+    assert readout["names"] == ["agent.x", "agent.y", "block.x", "block.y", "block_tip.x", "block_tip.y"]
+    eq = res["energy_quality"]
+    assert eq["ours"]["energy"] == "readout" and eq["ours_l1"]["energy"] == "l1"
+    ro = eq["ours_readout_px"]
+    assert ro["frames"] == 56 and all(np.isfinite(ro[k]) and ro[k] >= 0 for k in ("agent_px", "block_px"))
     assert res["peers"]["lewm"]["steps"] == 1 and res["peers"]["lewm"]["params"] > 1_000_000
 
     # A 1-episode evaluation per planner, with the protocol's fields.

@@ -36,16 +36,16 @@ SIZES: Dict[str, Dict[str, Any]] = {
     # The protocol CEM (300 x 30) costs 15-45 s per plan for ours and 40-130 s for LeWM on this CPU, so its
     # evaluation is time-capped per offset (results say how many episodes ran); the node budget runs all 50.
     "full": dict(resolution=64, episodes=300, steps=100, heldout_episodes=50, heldout_steps=80, push_fraction=0.0,
-                 enc_steps=300, pred_steps=2000, batch=64, peer_batch=32, peer_max_steps=None,
+                 enc_steps=300, readout_steps=500, pred_steps=2000, batch=64, peer_batch=32, peer_max_steps=None,
                  eval_episodes=50, offsets=[25, 50], protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node",
                  protocol_cap_s=300.0),
     # An indicative run that fits about 30 min on a loaded 2-core machine (10 episodes, goals 25 steps ahead).
     "medium": dict(resolution=64, episodes=100, steps=100, heldout_episodes=10, heldout_steps=80, push_fraction=0.0,
-                   enc_steps=200, pred_steps=1500, batch=64, peer_batch=32, peer_max_steps=None,
+                   enc_steps=200, readout_steps=300, pred_steps=1200, batch=64, peer_batch=32, peer_max_steps=None,
                    eval_episodes=10, offsets=[25], protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node",
                    protocol_cap_s=420.0),
     "small": dict(resolution=64, episodes=2, steps=30, heldout_episodes=1, heldout_steps=55, push_fraction=0.0,
-                  enc_steps=1, pred_steps=1, batch=8, peer_batch=4, peer_max_steps=1,
+                  enc_steps=1, readout_steps=1, pred_steps=1, batch=8, peer_batch=4, peer_max_steps=1,
                   eval_episodes=1, offsets=[25], protocol_cem=dict(num_samples=8, iterations=2, top_k=4),
                   oracle_cem=dict(num_samples=8, iterations=2, top_k=4), protocol_cap_s=None,
                   node_cem=dict(num_samples=16, iterations=2, top_k=4)),
@@ -91,6 +91,10 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-peer", action="store_true", help="evaluate ours, oracle and random only")
+    ap.add_argument("--skip-protocol-cem", action="store_true", help="evaluate the node budget only (no 300 x 30 "
+                    "CEM rows; they cost 20-50x more)")
+    ap.add_argument("--reuse-ours", action="store_true", help="reuse <out>/ours (checkpoint + train_info.json) "
+                    "from an earlier run of the same size instead of training ours again")
     ap.add_argument("--peers", default="lewm", help="comma list of lewm, pldm")
     ap.add_argument("--results", type=Path, default=None, help="also copy results.json here")
     args = ap.parse_args(argv)
@@ -115,9 +119,18 @@ def main(argv=None) -> int:
     held = collect_mod.load_heldout(held_path)
 
     # 2. ours, through `ami-wm train`
-    ours_info = ours_mod.train(bag, out / "ours", S["enc_steps"], S["pred_steps"], ev.FRAMESKIP, S["batch"],
-                               env_vars, seed=args.seed)
-    ours = ours_mod.OursPlanning(ours_info["checkpoint"])
+    # With the bag's poses (agent, block, block tip): a read-out head, and the planner's "auto" energy is its
+    # distance. The peer trains on the frames and commands only.
+    info_path = out / "ours" / "train_info.json"
+    if args.reuse_ours and info_path.exists():
+        ours_info = json.loads(info_path.read_text())
+        print(f"[ours] reusing {ours_info['checkpoint']} ({ours_info['train_s'] / 60:.1f} min of training)", flush=True)
+    else:
+        ours_info = ours_mod.train(bag, out / "ours", S["enc_steps"], S["pred_steps"], ev.FRAMESKIP, S["batch"],
+                                   env_vars, seed=args.seed, pose_topics=collect_mod.POSE_TOPICS,
+                                   readout_steps=S["readout_steps"])
+        info_path.write_text(json.dumps(ours_info, indent=1, default=float))
+    ours = ours_mod.OursPlanning(ours_info["checkpoint"], energy_kind="auto")
     low, high = ours.low, ours.high  # every planner searches the same box: the data's block-action range
 
     # 3. the peer(s), same frames, same wall clock as ours
@@ -158,9 +171,17 @@ def main(argv=None) -> int:
         ev.OraclePlanner(lambda: make_env(S["resolution"]), cem(oracle_budget), low, high), None, None,
         oracle_budget, None)
     planners["random"] = (ev.RandomPlanner(low, high, seed=args.seed), None, None, None, None)
+    if args.skip_protocol_cem:
+        planners = {k: v for k, v in planners.items() if "protocol CEM" not in k}
 
     # Energy quality (issue 13's diagnostic): does each model's planning energy track the true distance?
-    diagnostics = {"ours": ev.energy_quality(ours, held, S["offsets"][0])}
+    # Ours twice: the energy it plans with (the read-out distance) and, for comparison, the latent L1.
+    diagnostics = {"ours": {"energy": "readout" if ours.has_readout else "l1",
+                            **ev.energy_quality(ours, held, S["offsets"][0])},
+                   "ours_l1": {"energy": "l1", **ev.energy_quality(
+                       ours_mod.OursPlanning(ours_info["checkpoint"], energy_kind="l1"), held, S["offsets"][0])}}
+    if ours.has_readout and "poses" in held:
+        diagnostics["ours_readout_px"] = ev.readout_error_px(ours, held, collect_mod.POSE_SCALE)
     for kind, tr in peers.items():
         adapter = peer_mod.PeerPlanning(tr["model"], peer_mod.PeerConfig(**tr["metrics"]["config"]), tr["windows"])
         diagnostics[kind] = ev.energy_quality(adapter, held, S["offsets"][0])

@@ -14,6 +14,12 @@ Bag layout (what ``ami-wm train`` reads by default, see ami_world_model/data/bag
   /servo_node/delta_twist_cmds    geometry_msgs/TwistStamped, twist.linear.{x,y} = the relative action
                                   taken after that frame (same stamp as the frame)
   /episode_start                  std_msgs/String JSON {episode, seed, rule}; episodes also 1 s apart
+  /agent_pose, /block_pose,       geometry_msgs/PoseStamped per frame (same stamp), frame "pusht":
+  /block_tip_pose                 the agent, the T block's origin (the state's block xy, what the success test
+                                  compares) and a point fixed on the T, TIP_LOCAL_PX along its stem, so that
+                                  the block's angle is in the poses too. Units: env pixels / 1000 (POSE_SCALE),
+                                  so the read-out's "mm" errors are env pixels; the block pose's quaternion
+                                  carries its angle about z.
 Held-out trajectories (not in the bag) go to an .npz with states, actions and frames for the evaluation.
 """
 from __future__ import annotations
@@ -29,6 +35,15 @@ from pusht_bench.swm_loader import make_env
 IMAGE_TOPIC = "/camera/image_raw"
 COMMAND_TOPIC = "/servo_node/delta_twist_cmds"
 EPISODE_TOPIC = "/episode_start"
+# Poses for the read-out head (`ami-wm train predictor --pose-topic ...`): names agent, block, block_tip.
+POSE_TOPICS = ("/agent_pose", "/block_pose", "/block_tip_pose")
+POSE_FRAME = "pusht"
+POSE_SCALE = 1e-3  # pose units per env pixel: positions are px / 1000, so read-out errors in "mm" are px
+# The T (env add_tee, scale 30, length 4): its bar spans y in [0, 30] and its stem y in [30, 120] in body
+# coordinates, the body origin is the state's block position. The tip point is half the T's length (60 px)
+# along the stem: an angle error of pi/9 (the success tolerance) moves it 21 px, about the 20 px position
+# tolerance, so the read-out energy weighs angle and position as the success test does.
+TIP_LOCAL_PX = (0.0, 60.0)
 DIST_CONSTRAINT_PX = 100.0
 PUSH_STANDOFF_PX = 70.0
 
@@ -64,14 +79,22 @@ class ScriptedPush:
         return np.clip(step, -1.0, 1.0).astype(np.float32)
 
 
+def pose_points(base: Any) -> np.ndarray:
+    """``[3, 2]`` env pixels: agent, block origin, the tip point on the T's stem (``TIP_LOCAL_PX``)."""
+    tip = base.block.local_to_world(TIP_LOCAL_PX)
+    return np.array([tuple(base.agent.position), tuple(base.block.position), (tip.x, tip.y)], dtype=np.float64)
+
+
 def _run_episode(env: Any, seed: int, steps: int, scripted: bool, rng: np.random.Generator,
                  render: bool = True) -> Dict[str, np.ndarray]:
-    """One episode: frames [T+1, H, W, 3], states [T+1, 7], actions [T, 2], block moved per step [T]."""
+    """One episode: frames [T+1, H, W, 3], states [T+1, 7], actions [T, 2], block moved per step [T],
+    poses [T+1, 3, 2] (env pixels: agent, block, block tip)."""
     env.reset(seed=seed)
     base = env.unwrapped
     push = ScriptedPush(rng) if scripted else None
     frames = [env.render()] if render else []
     states = [base._get_obs()]  # 7-D: agent xy, block xy, block angle, agent velocity
+    poses = [pose_points(base)]
     actions, moved = [], []
     for _ in range(steps):
         a = push(env) if push is not None else weak_policy_action(env, rng)
@@ -79,6 +102,7 @@ def _run_episode(env: Any, seed: int, steps: int, scripted: bool, rng: np.random
         s = base._get_obs()
         moved.append(np.linalg.norm(s[2:4] - states[-1][2:4]) > 0.5 or abs(s[4] - states[-1][4]) > 1e-3)
         states.append(s)
+        poses.append(pose_points(base))
         actions.append(a)
         if render:
             frames.append(env.render())
@@ -87,7 +111,18 @@ def _run_episode(env: Any, seed: int, steps: int, scripted: bool, rng: np.random
         "states": np.stack(states).astype(np.float64),
         "actions": np.stack(actions).astype(np.float32),
         "moved": np.array(moved, dtype=bool),
+        "poses": np.stack(poses),
     }
+
+
+def _write_poses(bag: Any, t: float, points_px: np.ndarray, block_angle: float) -> None:
+    """The frame's three PoseStamped (``POSE_TOPICS``), positions in px * POSE_SCALE; the block's and the
+    tip's orientation is the block angle about z (the read-out uses x, y only)."""
+    yaw = (float(np.cos(block_angle / 2)), 0.0, 0.0, float(np.sin(block_angle / 2)))
+    for k, (topic, xy) in enumerate(zip(POSE_TOPICS, points_px)):
+        quat = (1.0, 0.0, 0.0, 0.0) if k == 0 else yaw
+        bag.pose_stamped(topic, t, (float(xy[0]) * POSE_SCALE, float(xy[1]) * POSE_SCALE, 0.0), quat,
+                         frame_id=POSE_FRAME)
 
 
 def collect(bag_dir: Path, heldout_path: Path, episodes: int, steps: int, heldout_episodes: int,
@@ -118,6 +153,7 @@ def collect(bag_dir: Path, heldout_path: Path, episodes: int, steps: int, heldou
                 bag.image(IMAGE_TOPIC, t, out["frames"][i])
                 a = out["actions"][i]
                 bag.twist_stamped(COMMAND_TOPIC, t, (float(a[0]), float(a[1]), 0.0))
+                _write_poses(bag, t, out["poses"][i], float(out["states"][i][4]))
             frames_total += steps
             moved_total += int(out["moved"].sum())
             steps_total += steps
@@ -130,6 +166,7 @@ def collect(bag_dir: Path, heldout_path: Path, episodes: int, steps: int, heldou
         states=np.stack([h["states"] for h in held]),  # [E, T+1, 7]
         actions=np.stack([h["actions"] for h in held]),  # [E, T, 2]
         frames=np.stack([h["frames"] for h in held]),  # [E, T+1, H, W, 3]
+        poses=np.stack([h["poses"] for h in held]),  # [E, T+1, 3, 2] env pixels
     )
     env.close()
     return {
@@ -143,6 +180,9 @@ def collect(bag_dir: Path, heldout_path: Path, episodes: int, steps: int, heldou
         "heldout_steps": heldout_steps,
         "heldout_s": time.perf_counter() - t0 - t_train,
         "resolution": resolution,
+        "pose_topics": list(POSE_TOPICS),
+        "pose_units": f"env px x {POSE_SCALE:g}",
+        "tip_local_px": list(TIP_LOCAL_PX),
     }
 
 

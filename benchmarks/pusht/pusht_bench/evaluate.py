@@ -230,6 +230,21 @@ def energy_quality(adapter: Any, held: Dict[str, np.ndarray], offset: int) -> Di
             "energy_falls_when_distance_falls": agree / total if total else None}
 
 
+@torch.no_grad()
+def readout_error_px(adapter: Any, held: Dict[str, np.ndarray], pose_scale: float) -> Dict[str, Any]:
+    """Mean planar error (env pixels) of a model's read-out per pose point on every held-out frame, and the
+    block angle error (degrees) implied by the block and tip read-outs."""
+    frames, poses = held["frames"], held["poses"]  # [E, T+1, H, W, 3], [E, T+1, 3, 2] px
+    pred = np.stack([adapter.readout_px(adapter.encode(f), pose_scale).numpy() for f in frames.reshape(
+        -1, *frames.shape[2:])]).reshape(poses.shape)
+    err = np.linalg.norm(pred - poses, axis=-1).mean(axis=(0, 1))  # [3]
+    stem_pred, stem_true = pred[..., 2, :] - pred[..., 1, :], poses[..., 2, :] - poses[..., 1, :]
+    ang = np.arctan2(stem_pred[..., 1], stem_pred[..., 0]) - np.arctan2(stem_true[..., 1], stem_true[..., 0])
+    ang = np.abs((ang + np.pi) % (2 * np.pi) - np.pi)
+    return {"agent_px": float(err[0]), "block_px": float(err[1]), "block_tip_px": float(err[2]),
+            "block_angle_deg": float(np.degrees(ang).mean()), "frames": int(pred.shape[0] * pred.shape[1])}
+
+
 def planner_dict(cfg: PlannerConfig) -> Dict[str, Any]:
     return {k: v for k, v in asdict(cfg).items() if k in (
         "method", "num_samples", "iterations", "top_k", "horizon_steps", "warm_start", "init_std", "warm_std",

@@ -3,6 +3,10 @@
 Training runs the CLI in a subprocess (``python -m ami_world_model.cli train ...``), exactly as a user would
 after recording a bag: encoder pretraining, then the action-conditioned predictor on the frozen encoder
 with ``--frame-skip`` = the protocol's frameskip (one model step = 5 env steps, the mean command over them).
+With ``pose_topics`` (the bag's /agent_pose, /block_pose, /block_tip_pose) the predictor stage gets
+``--pose-topic`` for each: the encoder is fine-tuned with a read-out head that says where the agent and the T
+are, and the planner's energy ("auto", ``model_energy``) is then the summed planar distance of those read-outs
+between the predicted latent and the goal image's latent. The peer gets no poses: a caveat of the comparison.
 """
 from __future__ import annotations
 
@@ -11,14 +15,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 import torch
 
+from ami_world_model.evaluation.energy_quality import model_energy
 from ami_world_model.models.checkpoint import load_world_model
 from ami_world_model.planning.dynamics import WorldModelState, make_world_model_dynamics
-from ami_world_model.planning.energy import latent_energy
 
 
 def _run(cmd: List[str], env: Dict[str, str]) -> Dict[str, Any]:
@@ -31,29 +35,41 @@ def _run(cmd: List[str], env: Dict[str, str]) -> Dict[str, Any]:
 
 
 def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, frameskip: int,
-          batch_size: int, env: Dict[str, str], seed: int = 0) -> Dict[str, Any]:
-    """`ami-wm train encoder` then `ami-wm train predictor`; returns the checkpoint stem and timings."""
+          batch_size: int, env: Dict[str, str], seed: int = 0, pose_topics: Sequence[str] = (),
+          readout_steps: int = 0) -> Dict[str, Any]:
+    """`ami-wm train encoder` then `ami-wm train predictor` (with ``--pose-topic`` per pose topic and
+    ``--readout-steps`` when there are any); returns the checkpoint stem and timings."""
     out_dir.mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "-m", "ami_world_model.cli", "train"]
     common = ["--batch-size", str(batch_size), "--seed", str(seed), "--no-progress"]
+    poses = [arg for topic in pose_topics for arg in ("--pose-topic", topic)]
+    if pose_topics:
+        poses += ["--readout-steps", str(readout_steps)]
     t0 = time.perf_counter()
     enc = _run(base + ["encoder", "--data", str(bag), "--out", str(out_dir / "encoder"), "--steps",
                        str(encoder_steps), "--val-every", str(max(encoder_steps, 1))] + common, env)
     t1 = time.perf_counter()
     pred = _run(base + ["predictor", "--data", str(bag), "--encoder", str(out_dir / "encoder"), "--out",
                         str(out_dir / "wm"), "--steps", str(predictor_steps), "--frame-skip", str(frameskip),
-                        "--val-every", str(max(predictor_steps, 1))] + common, env)
+                        "--val-every", str(max(predictor_steps, 1))] + poses + common, env)
     t2 = time.perf_counter()
     return {"checkpoint": str(out_dir / "wm"), "encoder_s": t1 - t0, "predictor_s": t2 - t1,
             "train_s": t2 - t0, "encoder_steps": encoder_steps, "predictor_steps": predictor_steps,
+            "pose_topics": list(pose_topics), "readout_steps": readout_steps if pose_topics else 0,
             "encoder_metrics": enc, "predictor_metrics": pred}
 
 
 class OursPlanning:
-    """Adapters that let the RecedingHorizonController plan with our checkpoint (as the node does)."""
+    """Adapters that let the RecedingHorizonController plan with our checkpoint (as the node does).
 
-    def __init__(self, checkpoint: str) -> None:
+    ``energy_kind`` as the node's ``planner.energy``: "auto" is the read-out distance when the checkpoint has
+    a read-out head, else the latent L1; "l1" forces the latent L1 (the diagnostics compare the two).
+    """
+
+    def __init__(self, checkpoint: str, energy_kind: str = "auto") -> None:
         self.model = load_world_model(checkpoint).eval()
+        self.energy_kind = energy_kind
+        self.energy = model_energy(self.model, energy_kind)  # (state, goal [N, D]) -> [S]; the planner's
         self.k = self.model.context_frames
         self.dynamics = make_world_model_dynamics(self.model.next, self.k)
         spec = self.model.config.action
@@ -68,10 +84,19 @@ class OursPlanning:
     def state0(self, z: torch.Tensor) -> WorldModelState:
         return WorldModelState.from_history(z[None], None, self.k, action_dim=len(self.low))
 
-    @staticmethod
-    def frame_energy(z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-        """The planner's default energy (L1 latent distance) between two encoded frames."""
-        return latent_energy(z[None], goal)[0]
+    @property
+    def has_readout(self) -> bool:
+        return self.model.readout is not None
+
+    @torch.no_grad()
+    def frame_energy(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """The planner's energy (``self.energy``) between two encoded frames ``[N, D]``."""
+        return self.energy(z[None], goal)[0]
+
+    @torch.no_grad()
+    def readout_px(self, z: torch.Tensor, pose_scale: float) -> torch.Tensor:
+        """``[N, D]`` latent -> ``[P]`` read-out positions in env pixels (the head's units / ``pose_scale``)."""
+        return self.model.readout(z[None])[0] / pose_scale
 
     def params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
