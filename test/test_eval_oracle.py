@@ -10,14 +10,6 @@ from ami_world_model.evaluation.oracle import (
     node_planner_config,
     run_oracle_episode,
 )
-from ami_world_model.sim.cell import SimCell
-
-
-@pytest.fixture(scope="module")
-def cell():
-    c = SimCell()
-    yield c
-    c.close()
 
 
 def test_sim_dynamics_rollout_matches_the_cell_and_keeps_the_root(cell):

@@ -3,14 +3,6 @@ import pytest
 import torch
 
 from ami_world_model.evaluation.image_oracle import ImageEnergyDynamics, image_features
-from ami_world_model.sim.cell import SimCell
-
-
-@pytest.fixture(scope="module")
-def cell():
-    c = SimCell()
-    yield c
-    c.close()
 
 
 def test_pixel_energy_is_zero_at_the_goal_and_positive_away(cell):

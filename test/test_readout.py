@@ -20,13 +20,7 @@ QUIET = dict(show_progress=False, log=lambda _: None)
 RO = ReadoutConfig(names=["tool.x", "tool.y", "block.x", "block.y"], mean=[0.0] * 4, std=[1.0] * 4,
                    weights={"tool": 0.25}, hidden=16)
 
-
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_readout_config_checks_names_and_weights():

@@ -9,13 +9,6 @@ from ami_world_model.sim.cell import CellState, SimCell, rollout
 from ami_world_model.sim.config import SimConfig
 
 
-@pytest.fixture(scope="module")
-def cell():
-    c = SimCell()
-    yield c
-    c.close()
-
-
 def test_mjcf_loads_with_arm_block_camera(cell):
     assert cell.joint_names == ["shoulder", "elbow", "lift"]
     assert cell.model.nu == 3  # one velocity actuator per arm joint

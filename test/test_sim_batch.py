@@ -3,14 +3,6 @@ import numpy as np
 import pytest
 
 from ami_world_model.sim.batch import CellBatch, tool_block_contact
-from ami_world_model.sim.cell import SimCell
-
-
-@pytest.fixture(scope="module")
-def cell():
-    c = SimCell()
-    yield c
-    c.close()
 
 
 def _drive(cell, twists, ticks_each=3):

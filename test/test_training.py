@@ -18,14 +18,7 @@ from ami_world_model.training.windows import frames_uint8, make_windows, split_e
 QUIET = dict(show_progress=False, log=lambda s: None)
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    # One thread: the test machine is shared by parallel test runs, and two OpenMP threads spinning against
-    # other processes ran these small models >10x slower; one thread degrades only in proportion to the load.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
