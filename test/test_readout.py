@@ -52,9 +52,13 @@ def test_energy_kind_resolution():
 
 
 def test_readout_energy_ranks_by_block_distance_and_is_zero_at_the_goal():
-    head = Readout(RO, num_latents=4, latent_dim=8)
-    # A stand-in "latent" whose read-out we control: positions written into the first token.
-    energy = make_energy("readout", readout=lambda z: z[:, 0, :4], distance=head.distance)
+    class FirstToken(Readout):
+        """A stand-in "latent" whose read-out we control: positions written into the first token."""
+
+        def forward(self, z):
+            return z[:, 0, :4]
+
+    energy = make_energy("readout", FirstToken(RO, num_latents=4, latent_dim=8))
     goal = torch.zeros(4, 8)
     goal[0, :4] = torch.tensor([0.1, 0.1, 0.2, 0.2])
     cand = goal.repeat(3, 1, 1)

@@ -96,9 +96,7 @@ class PlanningEngine:
         self.controller = RecedingHorizonController(pcfg, low, high, device=self.backend.device)
         # "auto": the read-out distance when the model has the head (a block-aware energy), else latent L1
         self.energy_kind = resolve_energy_kind(pcfg.energy, self.backend.has_readout)
-        readout = self.backend.readout
-        self.energy = make_energy(self.energy_kind, self.backend.read_out if readout is not None else None,
-                                  readout.distance if readout is not None else None)
+        self.energy = make_energy(self.energy_kind, self.backend.readout)
         self._state_vec: Optional[torch.Tensor] = None
         self.dynamics = make_world_model_dynamics(self._next, self.k)
         self.goal: Optional[torch.Tensor] = None  # [1, N, D]

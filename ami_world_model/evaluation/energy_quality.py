@@ -111,8 +111,7 @@ def model_energy(model, kind: str = "auto"):
     is the read-out distance when the model has a read-out head, else latent L1 (``planning/energy.py``)."""
     from ami_world_model.planning.energy import make_energy
 
-    head = model.readout
-    return make_energy(kind, head if head is not None else None, head.distance if head is not None else None)
+    return make_energy(kind, model.readout)
 
 
 def latent_energies(encode, images: np.ndarray, goal_image: np.ndarray, kind: str = "l1",

@@ -30,12 +30,6 @@ class Backend(abc.ABC):
     def has_readout(self) -> bool:
         return self.readout is not None
 
-    def read_out(self, z: Tensor) -> Tensor:
-        """latents [B,N,D] -> positions [B,P] (metres); ValueError when the model has no read-out."""
-        if self.readout is None:
-            raise ValueError(f"{self.name}: this model has no read-out head (trained without pose topics)")
-        return self.readout(z.to(self.device, torch.float32))
-
     @abc.abstractmethod
     def encode(self, images: Tensor) -> Tensor:
         """images [B,3,H,W] float32 in [0,1] -> latents [B,N,D] float32 on ``self.device``."""

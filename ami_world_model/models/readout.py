@@ -39,10 +39,11 @@ class Readout(nn.Module):
         return (positions - self.mean) / self.std
 
     def distance(self, pred: Tensor, goal: Tensor) -> Tensor:
-        """Weighted sum over objects of the planar distance (metres); pred [S, P], goal [P] or [1, P] -> [S]."""
-        d = (pred - goal.reshape(1, -1)).unflatten(1, (-1, 2)).norm(dim=2)  # [S, objects]
-        return (d * self.weights).sum(dim=1)
+        """Weighted sum over objects of the planar distance (metres); pred [S, P], goal [P] or [S, P] -> [S]."""
+        return (per_object_distance(pred, goal) * self.weights).sum(dim=1)
 
-    def per_object_distance(self, pred: Tensor, goal: Tensor) -> Tensor:
-        """[S, objects] planar distance of each object to its goal position (metres)."""
-        return (pred - goal.reshape(1, -1)).unflatten(1, (-1, 2)).norm(dim=2)
+
+def per_object_distance(pred: Tensor, goal: Tensor) -> Tensor:
+    """Planar distance of each object's position to the goal's: pred [S, P], goal [P] or [S, P] -> [S, P/2]
+    (positions come in (x, y) pairs per object, as ``ReadoutConfig.names``)."""
+    return (pred - goal).unflatten(-1, (-1, 2)).norm(dim=-1)

@@ -65,24 +65,24 @@ def resolve_energy_kind(kind: str, has_readout: bool) -> str:
     return kind
 
 
-def make_energy(kind: str = "l1", readout: Optional[Callable[[Tensor], Tensor]] = None,
-                distance: Optional[Callable[[Tensor, Tensor], Tensor]] = None) -> EnergyFn:
+def make_energy(kind: str = "l1", readout: Optional[Any] = None) -> EnergyFn:
     """``energy(state, goal) -> [S]`` on the newest predicted latent.
 
-    "l1" / "l2": ``latent_energy`` to the goal latent. "readout": ``distance(readout(latent), readout(goal))``,
-    the weighted planar distance (metres) of the read-out positions (``models/readout.py``); it needs both
-    callables. "auto": "readout" when they are given, else "l1".
+    "l1" / "l2": ``latent_energy`` to the goal latent. "readout": ``readout.distance(readout(latent),
+    readout(goal))``, the weighted planar distance (metres) of the positions a read-out head
+    (``models/readout.Readout``: latents [S,N,D] -> [S,P], and ``distance``) reads. "auto": "readout" when a
+    head is given, else "l1".
     """
-    kind = resolve_energy_kind(kind, readout is not None and distance is not None)
+    kind = resolve_energy_kind(kind, readout is not None)
     if kind == "readout":
-        assert readout is not None and distance is not None
+        assert readout is not None
 
         def readout_energy(state: Any, goal: Tensor) -> Tensor:
             z = latest_latent(state)
             goal_z = goal.unsqueeze(0) if goal.dim() == z.dim() - 1 else goal
             if goal_z.shape[1:] != z.shape[1:]:
                 raise ValueError(f"goal shape {tuple(goal.shape)} does not match predicted latents {tuple(z.shape)}")
-            return distance(readout(z), readout(goal_z[:1]).reshape(-1)).float()  # [S]
+            return readout.distance(readout(z), readout(goal_z[:1]).reshape(-1)).float()  # [S]
 
         return readout_energy
 

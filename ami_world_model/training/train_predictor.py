@@ -43,7 +43,6 @@ from ami_world_model.training.windows import (
     frames_uint8,
     make_windows,
     split_episodes,
-    target_names,
     targets_array,
     to_float,
 )
@@ -183,7 +182,7 @@ def train_predictor(data: EpisodeSet, encoder: Union[Encoder, str, Path], cfg: P
     wcfg = WorldModelConfig(image=copy.deepcopy(encoder.image), action=action, state=state,
                             encoder=copy.deepcopy(encoder.cfg), predictor=copy.deepcopy(cfg.predictor),
                             context_frames=cfg.context_frames, data=data.summary())
-    names = target_names(train_set) if cfg.readout.steps > 0 else []
+    names = list(train_set.target_names) if cfg.readout.steps > 0 else []
     head = None
     if names:  # stage 1b: fine-tune the encoder with a read-out head (deterministic: a resume redoes it)
         train_targets = targets_array(train_set)

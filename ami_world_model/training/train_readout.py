@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ami_world_model.models.config import ReadoutConfig
 from ami_world_model.models.encoder import Encoder
-from ami_world_model.models.readout import Readout
+from ami_world_model.models.readout import Readout, per_object_distance
 from ami_world_model.training import common
 from ami_world_model.training.windows import to_float
 
@@ -50,7 +50,7 @@ def readout_config(names: List[str], targets: np.ndarray, cfg: ReadoutTrainConfi
 def readout_errors_mm(readout: Readout, z: Tensor, targets: Tensor) -> Dict[str, float]:
     """Mean planar error per object (mm) of the read-out on latents z [F, N, D] against targets [F, P]."""
     pred = torch.cat([readout(c) for c in z.split(1024)])
-    err = (pred - targets).unflatten(1, (-1, 2)).norm(dim=2).mean(0) * 1e3  # [objects]
+    err = per_object_distance(pred, targets).mean(0) * 1e3  # [objects]
     return {o: float(e) for o, e in zip(readout.cfg.objects(), err)}
 
 

@@ -53,14 +53,6 @@ def frames_uint8(data: EpisodeSet, image: ImageSpec) -> torch.Tensor:
     return imgs.contiguous()
 
 
-def target_names(data: EpisodeSet) -> List[str]:
-    """Names of the recorded positions (``--pose-topic``); empty when the data has none."""
-    names = list(getattr(data, "target_names", []) or [])
-    if names and any(getattr(e, "targets", None) is None for e in data.episodes):
-        raise ValueError("some episodes have no pose targets although the set names them")
-    return names
-
-
 def targets_array(data: EpisodeSet) -> torch.Tensor:
     """All frames' positions, in the order of ``frames_uint8``: float32 [F, P]."""
     return torch.from_numpy(np.concatenate([e.targets for e in data.episodes]).astype(np.float32))
@@ -79,7 +71,7 @@ def make_windows(data: EpisodeSet, length: int, frame_skip: int = 1) -> Windows:
     acts: List[np.ndarray] = []
     sts: List[np.ndarray] = []
     tgs: List[np.ndarray] = []
-    with_targets = bool(target_names(data))
+    with_targets = bool(data.target_names)  # EpisodeSet checks that every episode then has targets
     offset = 0
     span = (length - 1) * frame_skip
     for ep in data.episodes:
