@@ -183,14 +183,16 @@ def train_predictor(data: EpisodeSet, encoder: Union[Encoder, str, Path], cfg: P
                             encoder=copy.deepcopy(encoder.cfg), predictor=copy.deepcopy(cfg.predictor),
                             context_frames=cfg.context_frames, data=data.summary())
     names = list(train_set.target_names) if cfg.readout.steps > 0 else []
+    train_frames = frames_uint8(train_set, wcfg.image)  # [F, 3, H, W]: read once, for the read-out and latents
+    val_frames = frames_uint8(val_set, wcfg.image) if val_set.episodes else None
     head = None
     if names:  # stage 1b: fine-tune the encoder with a read-out head (deterministic: a resume redoes it)
         train_targets = targets_array(train_set)
         wcfg.readout = readout_config(names, train_targets.numpy(), cfg.readout)
-        held = val_set if val_set.episodes else train_set
+        held = (val_frames, targets_array(val_set)) if val_frames is not None else (train_frames, train_targets)
         encoder, head, ro_metrics = fit_readout(
-            encoder, frames_uint8(train_set, wcfg.image), train_targets, wcfg.readout, cfg.readout, ctx.device,
-            (frames_uint8(held, wcfg.image), targets_array(held)), wcfg.num_latents, log if ctx.is_main else _quiet)
+            encoder, train_frames, train_targets, wcfg.readout, cfg.readout, ctx.device, held, wcfg.num_latents,
+            log if ctx.is_main else _quiet)
         wcfg.readout.metrics = ro_metrics
     torch.manual_seed(cfg.seed)
     model = WorldModel(wcfg)
@@ -201,13 +203,13 @@ def train_predictor(data: EpisodeSet, encoder: Union[Encoder, str, Path], cfg: P
         model.readout.requires_grad_(False)  # fixed: the predictor learns to feed it
     model.to(ctx.device)
     length = cfg.context_frames + cfg.horizon
-    lat = encode_frames(model.encoder, frames_uint8(train_set, wcfg.image), ctx.device)
+    lat = encode_frames(model.encoder, train_frames, ctx.device)
     win = make_windows(train_set, length, cfg.frame_skip)
-    val_on_train = not val_set.episodes
+    val_on_train = val_frames is None
     if val_on_train:
         val_lat, val_win = lat, win
     else:
-        val_lat = encode_frames(model.encoder, frames_uint8(val_set, wcfg.image), ctx.device)
+        val_lat = encode_frames(model.encoder, val_frames, ctx.device)
         val_win = make_windows(val_set, length, cfg.frame_skip)
     params = [p for p in model.predictor.parameters()]
     decay = [p for p in params if p.ndim >= 2 and p.shape[0] > 1]
