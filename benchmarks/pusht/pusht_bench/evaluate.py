@@ -3,7 +3,8 @@
 Per episode: a held-out trajectory and a start index t0; the env is reset to the trajectory's state at t0 and
 the goal is its state ``offset`` env steps later (25, also 50); the goal image is the env's rendering of that
 state. Budget: 50 env steps. The planner plans ``horizon`` = 5 blocks of ``frameskip`` = 5 env steps (one
-held 2-D action per block), the whole plan is executed, then it replans from the new frame (warm-started).
+held 2-D action per block), the whole plan is executed, then it replans from the new frame
+(a cold start: with the whole plan executed, the harness's warm start has nothing left to keep).
 Success: the env's ``eval_state`` (agent + block position within 20 px, block angle within pi/9), latched
 over the episode. Every planner below goes through the project's RecedingHorizonController (CEM).
 """
@@ -28,9 +29,15 @@ PROTOCOL_CEM = dict(num_samples=300, iterations=30, top_k=30)
 
 
 def protocol_planner(num_samples: int, iterations: int, top_k: int, seed: int = 0) -> PlannerConfig:
-    """The controller's CEM with the protocol's horizon; the rest are the project's PlannerConfig defaults."""
+    """The controller's CEM with the protocol's horizon; the rest are the project's PlannerConfig defaults.
+
+    Each plan starts cold (``warm_start=False``): the harness warm-starts from the part of the last plan that
+    was not executed (``actions[:, receding_horizon:]``) and pads with fresh samples, and with the whole
+    5-block plan executed nothing is left. The controller's own warm start shifts by one step (one node
+    tick), which would start the next plan from blocks already executed.
+    """
     return PlannerConfig(method="cem", num_samples=num_samples, iterations=iterations, top_k=top_k,
-                         horizon_steps=HORIZON_BLOCKS, warm_start=True, seed=seed)
+                         horizon_steps=HORIZON_BLOCKS, warm_start=False, seed=seed)
 
 
 def node_budget() -> Dict[str, int]:
