@@ -71,9 +71,9 @@ def test_readout_energy_ranks_by_block_distance_and_is_zero_at_the_goal():
         energy(cand, torch.zeros(5, 8))
 
 
-def _model_with_readout() -> WorldModel:
+def _model_with_readout(kind: str = "mlp") -> WorldModel:
     torch.manual_seed(0)
-    cfg = WorldModelConfig(readout=dataclasses.replace(RO, hidden=8),
+    cfg = WorldModelConfig(readout=dataclasses.replace(RO, hidden=8, kind=kind),
                            encoder=EncoderConfig(depth=1), predictor=PredictorConfig(depth=1))
     return WorldModel(cfg).eval()
 
@@ -94,6 +94,30 @@ def test_checkpoint_round_trip_keeps_the_readout(tmp_path):
         load_world_model(tmp_path / "bare")
 
 
+def test_spatial_readout_round_trip_and_checks(tmp_path):
+    model = _model_with_readout("spatial")
+    assert not hasattr(model.readout, "mlp") and model.readout.cells.shape == (model.config.num_latents, 1, 2)
+    save_world_model(model, tmp_path / "wm")
+    loaded = load_world_model(tmp_path / "wm")
+    assert loaded.config.readout.kind == "spatial"
+    z = torch.randn(3, model.config.num_latents, model.config.latent_dim)
+    assert torch.equal(model.read_out(z), loaded.read_out(z))
+    # A token the head attends to alone, with a zero offset, puts the object at that cell's centre: the output
+    # is the cell's grid coordinates through the 2x2 map (sqrt(3) x identity at init), de-normalised.
+    head = Readout(dataclasses.replace(RO, kind="spatial"), num_latents=4, latent_dim=8, grid=(2, 2))
+    per_token = torch.zeros(1, 4, 2, 3)  # [B, N, objects, (logit, offset x, offset y)]
+    per_token[0, 3, :, 0] = 50.0  # token 3 = cell (x=+1, y=+1); every other logit 0
+    with torch.no_grad():
+        head.tokens[2].weight.zero_()
+        head.tokens[2].bias.zero_()
+    head.tokens.register_forward_hook(lambda module, inputs, output: output + per_token.flatten(2))
+    assert head(torch.zeros(1, 4, 8))[0].tolist() == pytest.approx([3 ** 0.5] * 4, rel=1e-4)
+    with pytest.raises(ConfigError, match="kind"):
+        dataclasses.replace(RO, kind="conv")
+    with pytest.raises(ValueError, match="grid"):
+        Readout(dataclasses.replace(RO, kind="spatial"), num_latents=6, latent_dim=8)
+
+
 def test_model_without_readout_says_so():
     model = WorldModel(WorldModelConfig(encoder=EncoderConfig(depth=1), predictor=PredictorConfig(depth=1)))
     assert model.readout is None
@@ -111,16 +135,19 @@ def _squares_with_targets(episodes: int, seed: int):
                                target_names=["agent.x", "agent.y"])
 
 
-def test_predictor_training_learns_a_readout(tmp_path):
+@pytest.mark.parametrize("kind", ["mlp", "spatial"])
+def test_predictor_training_learns_a_readout(tmp_path, kind):
     data = _squares_with_targets(24, 0)
     enc, _ = train_encoder(data, EncoderTrainConfig(steps=20, batch_size=16, warmup_steps=2, val_every=0, seed=0,
                                                     encoder=EncoderConfig(depth=1), jepa=JepaConfig(depth=1)),
                            **QUIET)
     cfg = PredictorTrainConfig(steps=60, batch_size=32, warmup_steps=5, val_every=0, horizon=2,
                                predictor=PredictorConfig(depth=1),
-                               readout=ReadoutTrainConfig(steps=200, batch_size=32, hidden=32, warmup_steps=10))
+                               readout=ReadoutTrainConfig(steps=200, batch_size=32, hidden=32, warmup_steps=10,
+                                                          kind=kind))
     model, m = train_predictor(data, enc, cfg, out=tmp_path / "wm", **QUIET)
     assert model.readout is not None and model.config.readout.names == ["agent.x", "agent.y"]
+    assert model.config.readout.kind == kind
     # Held-out error of the read-out against "always say the mean position" (what an untrained or
     # constant head scores): the square's position is easy to see, so the head must do clearly better.
     targets = np.concatenate([e.targets for e in data.episodes])

@@ -78,6 +78,9 @@ class JepaConfig:
             raise ConfigError(f"JepaConfig: embed_dim {self.embed_dim} not divisible by num_heads {self.num_heads}")
 
 
+READOUT_KINDS = ("mlp", "spatial")
+
+
 @dataclass
 class ReadoutConfig:
     """Positions read out of a latent frame (metres): the planner's task energy when a model has one.
@@ -93,6 +96,9 @@ class ReadoutConfig:
     std: List[float] = field(default_factory=list)
     weights: Dict[str, float] = field(default_factory=dict)  # object -> energy weight; missing: 1.0
     hidden: int = 256  # MLP width
+    # Head: "mlp" (flatten the tokens -> MLP) or "spatial" (per object, a softmax over the latent tokens and an
+    # offset within the token: position regression that learns small objects far faster; models/readout.py).
+    kind: str = "mlp"
     metrics: Dict[str, Any] = field(default_factory=dict)  # held-out error per object (mm), encoded/predicted
 
     def __post_init__(self) -> None:
@@ -102,6 +108,8 @@ class ReadoutConfig:
             raise ConfigError(f"ReadoutConfig.std must be positive, got {self.std}")
         if self.hidden < 1:
             raise ConfigError(f"ReadoutConfig.hidden must be positive, got {self.hidden}")
+        if self.kind not in READOUT_KINDS:
+            raise ConfigError(f"ReadoutConfig.kind must be one of {READOUT_KINDS}, got {self.kind!r}")
         objects = self.objects()  # raises on names that do not pair up
         unknown = sorted(set(self.weights) - set(objects))
         if unknown:

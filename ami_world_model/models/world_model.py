@@ -20,7 +20,8 @@ class WorldModel(nn.Module):
         self.predictor = ACPredictor(config.predictor, config.latent_dim, config.num_latents, config.action,
                                      config.state)
         # Only a model trained with poses has a read-out (its tensors are then part of the checkpoint).
-        self.readout: Optional[Readout] = (Readout(config.readout, config.num_latents, config.latent_dim)
+        self.readout: Optional[Readout] = (Readout(config.readout, config.num_latents, config.latent_dim,
+                                                   config.encoder.latent_grid(config.image))
                                            if config.readout.dim else None)
 
     @property

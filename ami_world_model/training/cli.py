@@ -40,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pred.add_argument("--horizon", type=int, default=None, help="rollout steps trained")
     pred.add_argument("--readout-steps", type=int, default=None,
                       help="with pose targets (--pose-topic): encoder + read-out fine-tune steps (0: no read-out)")
+    pred.add_argument("--readout-kind", choices=["mlp", "spatial"], default=None,
+                      help="read-out head: mlp (default) or spatial (a softmax over the latent tokens; learns small "
+                      "objects' positions faster)")
     pred.add_argument("--readout-weight", action="append", default=[], metavar="OBJECT=W",
                       help="the read-out energy's weight of one object, e.g. tool=0.25 (default 1 each)")
     bag = p.add_argument_group("rosbag2 input (when --data is a bag directory)")
@@ -95,6 +98,8 @@ def _readout_config(base, args: argparse.Namespace):
     kw = {"weights": weights} if weights else {}
     if args.readout_steps is not None:
         kw["steps"] = args.readout_steps
+    if args.readout_kind is not None:
+        kw["kind"] = args.readout_kind
     return replace(base, **kw)
 
 

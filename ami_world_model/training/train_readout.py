@@ -34,6 +34,7 @@ class ReadoutTrainConfig:
     keep_weight: float = 0.1  # L1 pull of the fine-tuned latents towards the JEPA encoder's
     smooth_l1_beta: float = 0.05  # on normalised positions
     hidden: int = 256
+    kind: str = "mlp"  # read-out head (ReadoutConfig.kind): mlp or spatial
     weights: Dict[str, float] = field(default_factory=dict)  # energy weight per object (ReadoutConfig.weights)
     seed: int = 0
 
@@ -43,7 +44,7 @@ def readout_config(names: List[str], targets: np.ndarray, cfg: ReadoutTrainConfi
     t = targets.astype(np.float64)
     return ReadoutConfig(names=list(names), mean=[float(x) for x in t.mean(0)],
                          std=[float(x) for x in np.maximum(t.std(0), 1e-4)], weights=dict(cfg.weights),
-                         hidden=cfg.hidden)
+                         hidden=cfg.hidden, kind=cfg.kind)
 
 
 @torch.no_grad()
@@ -64,7 +65,7 @@ def fit_readout(encoder: Encoder, frames: Tensor, targets: Tensor, rcfg: Readout
     torch.manual_seed(cfg.seed)
     reference = encoder.to(device).eval().requires_grad_(False)
     tuned = copy.deepcopy(reference).train().requires_grad_(True)
-    head = Readout(rcfg, num_latents, encoder.cfg.embed_dim).to(device)
+    head = Readout(rcfg, num_latents, encoder.cfg.embed_dim, encoder.cfg.latent_grid(encoder.image)).to(device)
     params = list(tuned.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
     targets = targets.to(device)

@@ -38,18 +38,20 @@ SIZES: Dict[str, Dict[str, Any]] = {
     # and ~1 min for LeWM, so those rows (and LeWM at the node budget) are time-capped per goal offset: results
     # say how many episodes ran ("capped"). Ours, the oracle and random at the node budget run all 50.
     "full": dict(resolution=64, episodes=300, steps=100, heldout_episodes=50, heldout_steps=80, push_fraction=0.0,
-                 enc_steps=800, readout_steps=2000, pred_steps=2000, batch=64, peer_batch=32, peer_max_steps=None,
-                 eval_episodes=50, offsets=[25, 50], protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node",
+                 enc_steps=800, readout_steps=2000, readout_kind="spatial", pred_steps=2000, batch=64, peer_batch=32,
+                 peer_max_steps=None, eval_episodes=50, offsets=[25, 50], protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node",
                  protocol_cap_s=150.0, peer_node_cap_s=200.0, oracle_mid_cem=dict(num_samples=128, iterations=10,
                                                                                      top_k=16),
                  oracle_mid_cap_s=100.0),
     # An indicative run that fits about 30 min on a loaded 2-core machine (10 episodes, goals 25 steps ahead).
     "medium": dict(resolution=64, episodes=100, steps=100, heldout_episodes=10, heldout_steps=80, push_fraction=0.0,
-                   enc_steps=200, readout_steps=300, pred_steps=1200, batch=64, peer_batch=32, peer_max_steps=None,
+                   enc_steps=200, readout_steps=300, readout_kind="spatial", pred_steps=1200, batch=64, peer_batch=32,
+                   peer_max_steps=None,
                    eval_episodes=10, offsets=[25], protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node",
                    protocol_cap_s=420.0),
     "small": dict(resolution=64, episodes=2, steps=30, heldout_episodes=1, heldout_steps=55, push_fraction=0.0,
-                  enc_steps=1, readout_steps=1, pred_steps=1, batch=8, peer_batch=4, peer_max_steps=1,
+                  enc_steps=1, readout_steps=1, readout_kind="spatial", pred_steps=1, batch=8, peer_batch=4,
+                  peer_max_steps=1,
                   eval_episodes=1, offsets=[25], protocol_cem=dict(num_samples=8, iterations=2, top_k=4),
                   oracle_cem=dict(num_samples=8, iterations=2, top_k=4), protocol_cap_s=None,
                   node_cem=dict(num_samples=16, iterations=2, top_k=4)),
@@ -133,7 +135,8 @@ def main(argv=None) -> int:
     else:
         ours_info = ours_mod.train(bag, out / "ours", S["enc_steps"], S["pred_steps"], ev.FRAMESKIP, S["batch"],
                                    env_vars, seed=args.seed, pose_topics=collect_mod.POSE_TOPICS,
-                                   readout_steps=S["readout_steps"])
+                                   readout_steps=S["readout_steps"],
+                                   readout_kind=S.get("readout_kind"))
         info_path.write_text(json.dumps(ours_info, indent=1, default=float))
     ours = ours_mod.OursPlanning(ours_info["checkpoint"], energy_kind="auto")
     low, high = ours.low, ours.high  # every planner searches the same box: the data's block-action range

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -36,15 +36,16 @@ def _run(cmd: List[str], env: Dict[str, str]) -> Dict[str, Any]:
 
 def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, frameskip: int,
           batch_size: int, env: Dict[str, str], seed: int = 0, pose_topics: Sequence[str] = (),
-          readout_steps: int = 0) -> Dict[str, Any]:
+          readout_steps: int = 0, readout_kind: Optional[str] = None) -> Dict[str, Any]:
     """`ami-wm train encoder` then `ami-wm train predictor` (with ``--pose-topic`` per pose topic and
-    ``--readout-steps`` when there are any); returns the checkpoint stem and timings."""
+    ``--readout-steps`` and ``--readout-kind`` when there are any); returns the checkpoint stem and timings."""
     out_dir.mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "-m", "ami_world_model.cli", "train"]
     common = ["--batch-size", str(batch_size), "--seed", str(seed), "--no-progress"]
     poses = [arg for topic in pose_topics for arg in ("--pose-topic", topic)]
     if pose_topics:
         poses += ["--readout-steps", str(readout_steps)]
+        poses += ["--readout-kind", readout_kind] if readout_kind else []
     t0 = time.perf_counter()
     enc = _run(base + ["encoder", "--data", str(bag), "--out", str(out_dir / "encoder"), "--steps",
                        str(encoder_steps), "--val-every", str(max(encoder_steps, 1))] + common, env)
@@ -56,6 +57,7 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
     return {"checkpoint": str(out_dir / "wm"), "encoder_s": t1 - t0, "predictor_s": t2 - t1,
             "train_s": t2 - t0, "encoder_steps": encoder_steps, "predictor_steps": predictor_steps,
             "pose_topics": list(pose_topics), "readout_steps": readout_steps if pose_topics else 0,
+            "readout_kind": (readout_kind or "mlp") if pose_topics else None,
             "encoder_metrics": enc, "predictor_metrics": pred}
 
 
