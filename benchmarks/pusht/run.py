@@ -40,9 +40,8 @@ SIZES: Dict[str, Dict[str, Any]] = {
     "full": dict(resolution=64, episodes=300, steps=100, heldout_episodes=50, heldout_steps=80, push_fraction=0.0,
                  enc_steps=800, readout_steps=2000, readout_kind="spatial", pred_steps=2000, batch=64, peer_batch=32,
                  peer_max_steps=None, eval_episodes=50, offsets=[25, 50], protocol_cem=ev.PROTOCOL_CEM,
-                 oracle_cem="node", protocol_cap_s=150.0, peer_node_cap_s=200.0, oracle_mid_cem=dict(num_samples=128, iterations=10,
-                                                                                     top_k=16),
-                 oracle_mid_cap_s=100.0),
+                 oracle_cem="node", protocol_cap_s=150.0, peer_node_cap_s=200.0,
+                 oracle_mid_cem=dict(num_samples=128, iterations=10, top_k=16), oracle_mid_cap_s=100.0),
     # An indicative run that fits about 30 min on a loaded 2-core machine (10 episodes, goals 25 steps ahead).
     "medium": dict(resolution=64, episodes=100, steps=100, heldout_episodes=10, heldout_steps=80, push_fraction=0.0,
                    enc_steps=200, readout_steps=300, readout_kind="spatial", pred_steps=1200, batch=64, peer_batch=32,
