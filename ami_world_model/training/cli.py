@@ -17,6 +17,7 @@ from typing import List
 
 from ami_world_model.config import ImageSpec
 from ami_world_model.data.episodes import EpisodeSet
+from ami_world_model.models.config import READOUT_KINDS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pred.add_argument("--horizon", type=int, default=None, help="rollout steps trained")
     pred.add_argument("--readout-steps", type=int, default=None,
                       help="with pose targets (--pose-topic): encoder + read-out fine-tune steps (0: no read-out)")
-    pred.add_argument("--readout-kind", choices=["mlp", "spatial"], default=None,
+    pred.add_argument("--readout-kind", choices=list(READOUT_KINDS), default=None,
                       help="read-out head: mlp (default) or spatial (a softmax over the latent tokens; learns small "
                       "objects' positions faster)")
     pred.add_argument("--readout-weight", action="append", default=[], metavar="OBJECT=W",
