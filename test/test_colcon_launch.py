@@ -9,6 +9,7 @@ unconfigured planner running, and a bad boolean argument is refused by name.
 """
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -112,6 +113,7 @@ class Observer:
         import rclpy
         from geometry_msgs.msg import PointStamped, TwistStamped
         from lifecycle_msgs.msg import TransitionEvent
+        from lifecycle_msgs.srv import GetState
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
@@ -126,6 +128,10 @@ class Observer:
                                       lambda m: self._add(self.states, m.goal_state.label), 10)
         self.node.create_subscription(PointStamped, f"/{NS}/sim_cell_node/ee_position",
                                       lambda m: self._add(self.ee, (m.point.x, m.point.y, m.point.z)), 10)
+        # Transition events are one-shot (volatile): on a loaded machine the planner can be active before this
+        # node has discovered it, so the state is also asked for.
+        self._get_state = self.node.create_client(GetState, f"/{NS}/planner_node/get_state")
+        self._get_state_request = GetState.Request
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -140,6 +146,17 @@ class Observer:
              msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z)
         self._add(self.commands, (time.monotonic(), all(c == 0.0 for c in v)))
 
+    def planner_state(self, timeout: float = 2.0):
+        """The planner's lifecycle state label from its get_state service; None when it does not answer."""
+        if not self._get_state.service_is_ready():
+            return None
+        future = self._get_state.call_async(self._get_state_request())
+        end = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.05)
+        result = future.result() if future.done() else None
+        return result.current_state.label if result is not None else None
+
     def snapshot(self):
         with self.lock:
             return list(self.commands), list(self.states), list(self.ee)
@@ -149,6 +166,11 @@ class Observer:
         self.thread.join(timeout=5.0)
         self.node.destroy_node()
         self.context.try_shutdown()
+
+
+def _finished_cleanly(out: str, name: str) -> bool:
+    """launch's own line for the node; it may come before or after launch's "process[name-N] was required"."""
+    return re.search(rf"\[INFO\] \[{name}-\d+\]: process has finished cleanly", out) is not None
 
 
 def _wait(cond, proc, timeout):
@@ -167,7 +189,7 @@ def test_launch_sim_under_namespace_then_sigint_stops_with_one_zero(install, tmp
     proc, log = _launch(install, tmp_path, "use_sim:=yes", f"namespace:={NS}", "backend:=torch",
                         start_new_session=True)  # its own process group, as a terminal runs it
     try:
-        active = _wait(lambda: "active" in obs.snapshot()[1], proc, 180.0)
+        active = _wait(lambda: "active" in obs.snapshot()[1] or obs.planner_state() == "active", proc, 180.0)
         assert active, f"planner never became active; states {obs.snapshot()[1]}\n{_output(log)[-5000:]}"
         moving = _wait(lambda: sum(not z for _, z in obs.snapshot()[0]) >= 5, proc, 60.0)
         assert moving, f"no planned commands reached {NS}/servo_node\n{_output(log)[-5000:]}"
@@ -185,7 +207,7 @@ def test_launch_sim_under_namespace_then_sigint_stops_with_one_zero(install, tmp
         after = [zero for t, zero in obs.snapshot()[0] if t >= t_sigint]
         assert after.count(True) == 1 and after[-1], f"commands after SIGINT (True = zero): {after}"
         for name in ("planner_node", "sim_cell_node"):
-            assert f"[{name}-" in out and "process has finished cleanly" in out.split(f"[{name}-")[-1], out[-5000:]
+            assert _finished_cleanly(out, name), out[-5000:]
         assert "SIGTERM" not in out and "SIGKILL" not in out, "a node had to be killed:\n" + out[-5000:]
     finally:
         if proc.poll() is None:
@@ -204,7 +226,7 @@ def test_failed_configure_shuts_the_launch_down(install, tmp_path):
         assert rc == 1, out[-5000:]
         assert "planner_node failed to configure (configuring -> unconfigured" in out, out[-5000:]
         assert "no_such_model" in out  # the node's own reason, above the launch's
-        assert "process has finished cleanly" in out.split("[planner_node-")[-1], out[-5000:]
+        assert _finished_cleanly(out, "planner_node"), out[-5000:]
     finally:
         if proc.poll() is None:
             proc.kill()
