@@ -41,7 +41,7 @@ class Readout(nn.Module):
             objects = cfg.dim // 2
             ys, xs = torch.meshgrid(torch.linspace(-1, 1, gh), torch.linspace(-1, 1, gw), indexing="ij")
             self.register_buffer("cells", torch.stack([xs, ys], -1).reshape(num_latents, 1, 2), persistent=False)
-            self.half_cell = 1.0 / max(gh - 1, gw - 1, 1)  # half the spacing of the cell centres
+            self.half_cell = 1.0 / max(gh - 1, gw - 1, 1)  # half the (smaller) spacing of the cell centres
             self.tokens = nn.Sequential(nn.Linear(latent_dim, cfg.hidden), nn.GELU(),
                                         nn.Linear(cfg.hidden, 3 * objects))  # per object: logit, offset x, y
             # Grid coordinates uniform in [-1, 1] have std 1/sqrt(3); normalised targets have std 1.

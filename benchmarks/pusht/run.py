@@ -135,7 +135,7 @@ def main(argv=None) -> int:
         ours_info = ours_mod.train(bag, out / "ours", S["enc_steps"], S["pred_steps"], ev.FRAMESKIP, S["batch"],
                                    env_vars, seed=args.seed, pose_topics=collect_mod.POSE_TOPICS,
                                    readout_steps=S["readout_steps"],
-                                   readout_kind=S.get("readout_kind"))
+                                   readout_kind=S["readout_kind"])
         info_path.write_text(json.dumps(ours_info, indent=1, default=float))
     ours = ours_mod.OursPlanning(ours_info["checkpoint"], energy_kind="auto")
     low, high = ours.low, ours.high  # every planner searches the same box: the data's block-action range

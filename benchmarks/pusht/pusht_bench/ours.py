@@ -22,6 +22,7 @@ import torch
 
 from ami_world_model.evaluation.energy_quality import model_energy
 from ami_world_model.models.checkpoint import load_world_model
+from ami_world_model.models.config import ReadoutConfig
 from ami_world_model.planning.dynamics import WorldModelState, make_world_model_dynamics
 
 
@@ -57,7 +58,7 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
     return {"checkpoint": str(out_dir / "wm"), "encoder_s": t1 - t0, "predictor_s": t2 - t1,
             "train_s": t2 - t0, "encoder_steps": encoder_steps, "predictor_steps": predictor_steps,
             "pose_topics": list(pose_topics), "readout_steps": readout_steps if pose_topics else 0,
-            "readout_kind": (readout_kind or "mlp") if pose_topics else None,
+            "readout_kind": (readout_kind or ReadoutConfig().kind) if pose_topics else None,
             "encoder_metrics": enc, "predictor_metrics": pred}
 
 
