@@ -173,6 +173,39 @@ def test_cli_trains_both_stages_from_npz(tmp_path, capsys):
         cli.main(p.parse_args(["encoder", "--data", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "y")]))
 
 
+def test_cli_pool_and_readout_keep_weight_flags(tmp_path, capsys):
+    """--pool sets the encoder's latent grid (kept in its checkpoint, used by the predictor stage);
+    --readout-keep-weight reaches the read-out fine-tune's config; bad values are usage errors, not tracebacks."""
+    from ami_world_model.training import cli
+
+    data = make_synthetic(episodes=3, length=10, seed=0)
+    data.save(tmp_path / "d.npz")
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    base = ["--data", str(tmp_path / "d.npz"), "--steps", "2", "--batch-size", "4", "--no-progress"]
+    assert cli.main(p.parse_args(["encoder", *base, "--out", str(tmp_path / "enc"), "--pool", "1"])) == 0
+    enc, _ = load_encoder(tmp_path / "enc")
+    gh, gw = enc.cfg.grid(enc.image)
+    assert enc.cfg.pool == 1 and enc.cfg.latent_grid(enc.image) == [gh, gw]
+    assert cli.main(p.parse_args(["predictor", *base, "--encoder", str(tmp_path / "enc"),
+                                  "--out", str(tmp_path / "wm")])) == 0
+    wm = load_world_model(tmp_path / "wm")
+    assert wm.config.num_latents == gh * gw  # every patch is a latent token
+    for bad, says in (("0", "--pool 0: .*positive"), ("3", "--pool 3: .*not a multiple of pool 3")):
+        with pytest.raises(SystemExit, match=says):
+            cli.main(p.parse_args(["encoder", *base, "--out", str(tmp_path / "e2"), "--pool", bad]))
+    assert not (tmp_path / "e2.safetensors").exists()
+
+    def readout_cfg(*flags):
+        return cli._readout_config(PredictorTrainConfig().readout,
+                                  p.parse_args(["predictor", *base, "--out", "unused", *flags]))
+
+    assert readout_cfg().keep_weight == PredictorTrainConfig().readout.keep_weight > 0
+    assert readout_cfg("--readout-keep-weight", "0").keep_weight == 0.0
+    with pytest.raises(SystemExit, match="--readout-keep-weight -1.0: must be >= 0"):
+        readout_cfg("--readout-keep-weight", "-1")
+
+
 def test_cli_reads_a_rosbag2_directory(tmp_path):
     pytest.importorskip("rosbags", reason="rosbags is needed to write and read the test bag")
     from ami_world_model.data.bags import BagWriter

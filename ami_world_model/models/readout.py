@@ -24,7 +24,9 @@ class Readout(nn.Module):
       cell, averaged into latent-grid coordinates, then a learned 2x2 map + bias per object into the targets'
       (normalised) units. Regressing coordinates through a flatten is slow to learn (the CoordConv finding):
       on PushT at 64 px, after 600 fine-tune steps the agent's held-out error was 91 px with ``mlp`` (87 px after
-      1,500) and 51 px with ``spatial`` (benchmarks/pusht/README.md). The 2x2 map is a handful of parameters,
+      1,500) and 51 px with ``spatial`` (benchmarks/pusht/README.md). Its precision follows the latent grid:
+      one token per 8-px patch (``EncoderConfig.pool`` 1) finds such an object several times sooner than
+      the default 4x4 grid, whose cells are 16 px. The 2x2 map is a handful of parameters,
       so a camera that mirrors or rotates the image against the world frame is learned quickly; the per-cell
       offsets absorb what is not affine.
     """

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import List
 
-from ami_world_model.config import ImageSpec
+from ami_world_model.config import ConfigError, ImageSpec
 from ami_world_model.data.episodes import EpisodeSet
 from ami_world_model.models.config import READOUT_KINDS
 
@@ -35,6 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     enc = p.add_argument_group("encoder stage")
     enc.add_argument("--preset", choices=["tiny", "vit_s16_224"], default="tiny", help="encoder size")
+    enc.add_argument("--pool", type=int, default=None,
+                     help="average-pool the patch grid pool x pool into the latent grid (default: the preset's, 2 "
+                     "for tiny: 64 px -> 4x4 tokens). 1 keeps every patch: 4x the planning cost, but a 3-pixel "
+                     "object is read out far sooner (benchmarks/pusht/README.md)")
     pred = p.add_argument_group("predictor stage")
     pred.add_argument("--encoder", type=Path, help="encoder checkpoint (from `train encoder`) [predictor]")
     pred.add_argument("--context-frames", type=int, default=None, help="k")
@@ -44,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pred.add_argument("--readout-kind", choices=list(READOUT_KINDS), default=None,
                       help="read-out head: mlp (default) or spatial (a softmax over the latent tokens; learns small "
                       "objects' positions faster)")
+    pred.add_argument("--readout-keep-weight", type=float, default=None,
+                      help="L1 pull of the fine-tuned latents towards the JEPA encoder's (default 0.1; 0 lets the "
+                      "fine-tune move them freely: small objects are learned sooner, the latent drifts further)")
     pred.add_argument("--readout-weight", action="append", default=[], metavar="OBJECT=W",
                       help="the read-out energy's weight of one object, e.g. tool=0.25 (default 1 each)")
     bag = p.add_argument_group("rosbag2 input (when --data is a bag directory)")
@@ -101,6 +108,10 @@ def _readout_config(base, args: argparse.Namespace):
         kw["steps"] = args.readout_steps
     if args.readout_kind is not None:
         kw["kind"] = args.readout_kind
+    if args.readout_keep_weight is not None:
+        if args.readout_keep_weight < 0:
+            raise SystemExit(f"--readout-keep-weight {args.readout_keep_weight}: must be >= 0")
+        kw["keep_weight"] = args.readout_keep_weight
     return replace(base, **kw)
 
 
@@ -120,7 +131,12 @@ def main(args: argparse.Namespace) -> int:
             from ami_world_model.training.train_encoder import EncoderTrainConfig, train_encoder
 
             preset = getattr(WorldModelConfig, args.preset)()
-            cfg = replace(EncoderTrainConfig(image=preset.image, encoder=preset.encoder), **common_kw)
+            try:  # a bad --pool is a usage error, said before any data is read
+                encoder_cfg = preset.encoder if args.pool is None else replace(preset.encoder, pool=args.pool)
+                encoder_cfg.latent_grid(preset.image)
+            except ConfigError as e:
+                raise SystemExit(f"--pool {args.pool}: {e}") from None
+            cfg = replace(EncoderTrainConfig(image=preset.image, encoder=encoder_cfg), **common_kw)
             data = load_data(args, cfg.image)
             _, metrics = train_encoder(data, cfg, out=args.out, resume=args.resume, ctx=ctx,
                                        show_progress=not args.no_progress)
