@@ -31,6 +31,70 @@ def _evaluate_module():
     return evaluate
 
 
+class _PointsEnv:
+    """Stands in for PushT in the metric's arithmetic only: three points, the first moved by the action."""
+
+    def __init__(self) -> None:
+        self.unwrapped = self
+        self.points = np.zeros((3, 2))
+
+    def reset(self, seed=None, options=None):
+        self.points = np.asarray(options["state"], dtype=np.float64).reshape(3, 2).copy()
+        return None, {"goal": None}
+
+    def render(self):
+        return self.points.copy()
+
+    def step(self, action):
+        self.points[0] += action
+
+
+class _PointsModel:
+    """A model whose latent is the points themselves; ``moves`` says whether its dynamics move the first one."""
+
+    def __init__(self, moves: bool) -> None:
+        self.moves = moves
+
+    def encode(self, frame):
+        import torch
+
+        return torch.as_tensor(frame, dtype=torch.float32).reshape(1, 6)
+
+    def state0(self, z):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(latest=z[None])
+
+    def dynamics(self, state, a):
+        from types import SimpleNamespace
+
+        z = state.latest.clone()
+        if self.moves:
+            z[:, 0, :2] += 5 * a  # one block = 5 env steps of the held action
+        return SimpleNamespace(latest=z)
+
+    def readout_px(self, z, pose_scale):
+        return z.reshape(-1) / pose_scale
+
+
+def test_predicted_readout_error_is_zero_for_a_perfect_model_and_the_copy_baseline_for_a_still_one():
+    ev = _evaluate_module()
+    episodes = [{"start": np.arange(6.0) * (i + 1), "goal": None} for i in range(3)]
+    plan = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0], [0.0, 0.0], [-3.0, 0.0]])
+
+    def run(moves):
+        return ev.predicted_readout_error_px(_PointsModel(moves), _PointsEnv(), episodes, lambda f, e, i: plan,
+                                            lambda env: env.points.copy(), 1.0)
+
+    perfect, still = run(True), run(False)
+    assert perfect["episodes"] == 3 and np.allclose(perfect["predicted_px_per_block"], 0.0)
+    np.testing.assert_allclose(still["predicted_px_per_block"], still["copy_px_per_block"])
+    # the agent's copy error is how far the plan has moved it: 5, 5*sqrt(5), ... px; the other points never move
+    moved = np.linalg.norm(np.cumsum(5 * plan, axis=0), axis=1)
+    np.testing.assert_allclose(np.asarray(still["copy_px_per_block"])[:, 0], moved, atol=0.05)
+    assert np.allclose(np.asarray(still["copy_px_per_block"])[:, 1:], 0.0)
+
+
 def test_wilson_interval_matches_known_values():
     ev = _evaluate_module()
     lo, hi = ev.wilson(45, 50)
@@ -94,6 +158,16 @@ def test_bench_pusht_smoke(tmp_path):
     assert eq["ours"]["energy"] == "readout" and eq["ours_l1"]["energy"] == "l1"
     ro = eq["ours_readout_px"]
     assert ro["frames"] == 56 and all(np.isfinite(ro[k]) and ro[k] >= 0 for k in ("agent_px", "block_px"))
+    # The small size trains with every patch a token (--pool 1) and no pull (--readout-keep-weight 0).
+    assert res["ours"]["pool"] == 1 and wm["config"]["encoder"]["pool"] == 1
+    assert res["ours"]["readout_keep_weight"] == 0.0
+    # The predictor's read-out under held actions, per block, beside "nothing moves".
+    for plans in ("random_plans", "node_cem_plans"):
+        pr = eq["ours_predicted_readout_px"][plans]
+        assert pr["episodes"] == 1 and pr["points"] == ["agent", "block", "block_tip"]
+        for key in ("predicted_px_per_block", "copy_px_per_block"):
+            arr = np.asarray(pr[key])
+            assert arr.shape == (5, 3) and np.all(np.isfinite(arr)) and np.all(arr >= 0)
     assert res["peers"]["lewm"]["steps"] == 1 and res["peers"]["lewm"]["params"] > 1_000_000
 
     # A 1-episode evaluation per planner, with the protocol's fields.

@@ -256,3 +256,33 @@ def planner_dict(cfg: PlannerConfig) -> Dict[str, Any]:
     return {k: v for k, v in asdict(cfg).items() if k in (
         "method", "num_samples", "iterations", "top_k", "horizon_steps", "warm_start", "init_std", "warm_std",
         "min_std", "momentum", "energy", "seed")}
+
+
+@torch.no_grad()
+def predicted_readout_error_px(adapter: Any, env: Any, episodes: List[Dict[str, Any]], plans: Callable[..., Any],
+                               pose_points: Callable[[Any], np.ndarray], pose_scale: float) -> Dict[str, Any]:
+    """Is the predictor what is short? From each episode's start, a 5-block plan (``plans(frame, env, ep)``
+    -> [H, 2] held actions) is rolled out by the model and executed in the env; per block, the mean planar
+    error (env pixels) of the read-out of the predicted latent against the env's true points, beside the
+    read-out of the start frame against the same points (``copy``: a model that predicts no motion).
+    """
+    pred_err, copy_err = [], []
+    for ep in episodes:
+        _, info = env.reset(seed=0, options={"state": ep["start"], "goal_state": ep["goal"]})
+        frame = env.render()
+        actions = np.asarray(plans(frame, env, info), dtype=np.float32)
+        z0 = adapter.encode(frame)
+        start = adapter.readout_px(z0, pose_scale).numpy().reshape(-1, 2)
+        state, pred, true = adapter.state0(z0), [], []
+        for a in actions:
+            state = adapter.dynamics(state, torch.from_numpy(a)[None])
+            pred.append(adapter.readout_px(state.latest[0], pose_scale).numpy().reshape(-1, 2))
+            for _ in range(FRAMESKIP):
+                env.step(a)
+            true.append(pose_points(env.unwrapped))
+        true_a = np.stack(true)
+        pred_err.append(np.linalg.norm(np.stack(pred) - true_a, axis=-1))  # [H, points]
+        copy_err.append(np.linalg.norm(start[None] - true_a, axis=-1))
+    pe, ce = np.mean(pred_err, axis=0), np.mean(copy_err, axis=0)  # [H, points]
+    return {"episodes": len(episodes), "points": ["agent", "block", "block_tip"],
+            "predicted_px_per_block": np.round(pe, 1).tolist(), "copy_px_per_block": np.round(ce, 1).tolist()}

@@ -22,8 +22,9 @@ import torch
 
 from ami_world_model.evaluation.energy_quality import model_energy
 from ami_world_model.models.checkpoint import load_world_model
-from ami_world_model.models.config import ReadoutConfig
+from ami_world_model.models.config import EncoderConfig, ReadoutConfig
 from ami_world_model.planning.dynamics import WorldModelState, make_world_model_dynamics
+from ami_world_model.training.train_readout import ReadoutTrainConfig
 
 
 def _run(cmd: List[str], env: Dict[str, str]) -> Dict[str, Any]:
@@ -37,9 +38,11 @@ def _run(cmd: List[str], env: Dict[str, str]) -> Dict[str, Any]:
 
 def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, frameskip: int,
           batch_size: int, env: Dict[str, str], seed: int = 0, pose_topics: Sequence[str] = (),
-          readout_steps: int = 0, readout_kind: Optional[str] = None) -> Dict[str, Any]:
-    """`ami-wm train encoder` then `ami-wm train predictor` (with ``--pose-topic`` per pose topic and
-    ``--readout-steps`` and ``--readout-kind`` when there are any); returns the checkpoint stem and timings."""
+          readout_steps: int = 0, readout_kind: Optional[str] = None, pool: Optional[int] = None,
+          readout_keep_weight: Optional[float] = None) -> Dict[str, Any]:
+    """`ami-wm train encoder` (``--pool`` when given) then `ami-wm train predictor` (with ``--pose-topic`` per
+    pose topic and ``--readout-steps``, ``--readout-kind`` and ``--readout-keep-weight`` when there are any);
+    returns the checkpoint stem and timings."""
     out_dir.mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "-m", "ami_world_model.cli", "train"]
     common = ["--batch-size", str(batch_size), "--seed", str(seed), "--no-progress"]
@@ -47,9 +50,11 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
     if pose_topics:
         poses += ["--readout-steps", str(readout_steps)]
         poses += ["--readout-kind", readout_kind] if readout_kind else []
+        poses += ["--readout-keep-weight", str(readout_keep_weight)] if readout_keep_weight is not None else []
+    pooling = ["--pool", str(pool)] if pool is not None else []
     t0 = time.perf_counter()
     enc = _run(base + ["encoder", "--data", str(bag), "--out", str(out_dir / "encoder"), "--steps",
-                       str(encoder_steps), "--val-every", str(max(encoder_steps, 1))] + common, env)
+                       str(encoder_steps), "--val-every", str(max(encoder_steps, 1))] + pooling + common, env)
     t1 = time.perf_counter()
     pred = _run(base + ["predictor", "--data", str(bag), "--encoder", str(out_dir / "encoder"), "--out",
                         str(out_dir / "wm"), "--steps", str(predictor_steps), "--frame-skip", str(frameskip),
@@ -59,6 +64,9 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
             "train_s": t2 - t0, "encoder_steps": encoder_steps, "predictor_steps": predictor_steps,
             "pose_topics": list(pose_topics), "readout_steps": readout_steps if pose_topics else 0,
             "readout_kind": (readout_kind or ReadoutConfig().kind) if pose_topics else None,
+            "readout_keep_weight": (ReadoutTrainConfig().keep_weight if readout_keep_weight is None
+                                    else readout_keep_weight) if pose_topics else None,
+            "pool": EncoderConfig().pool if pool is None else pool,
             "encoder_metrics": enc, "predictor_metrics": pred}
 
 
