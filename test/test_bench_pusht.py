@@ -182,3 +182,37 @@ def test_bench_pusht_smoke(tmp_path):
         ep = r["per_episode"][0]
         assert 1 <= ep["steps"] <= 50 and (ep["success"] or ep["steps"] == 50)
     assert res["protocol"]["budget_env_steps"] == 50 and res["protocol"]["horizon_blocks"] == 5
+
+
+_HOLD_SCRIPT = """
+import sys, json, numpy as np
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from pathlib import Path
+from pusht_bench import collect
+out = Path(sys.argv[3])
+for hold in (1, 5):
+    collect.collect(out / f"bag{hold}", out / f"held{hold}.npz", episodes=1, steps=20, heldout_episodes=1,
+                    heldout_steps=10, resolution=64, seed=3, hold_steps=hold)
+"""
+
+
+@pytest.mark.skipif(not BENCH_PY.exists(), reason="PushT benchmark venv missing: run `make bench-pusht-setup`")
+def test_collection_holds_the_draw_in_training_episodes_only(tmp_path):
+    proc = subprocess.run([str(BENCH_PY), "-c", _HOLD_SCRIPT, str(ROOT), str(BENCH), str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    from ami_world_model.data.bags import BagSpec, load_episodes
+
+    # The held-out trajectories (the evaluation's starts and goals) are the same: holding leaves the random
+    # stream as it was.
+    h1, h5 = np.load(tmp_path / "held1.npz"), np.load(tmp_path / "held5.npz")
+    np.testing.assert_array_equal(h1["states"], h5["states"])
+    np.testing.assert_array_equal(h1["actions"], h5["actions"])
+    a1 = load_episodes(tmp_path / "bag1", BagSpec(image_size=[64, 64])).episodes[0].actions
+    a5 = load_episodes(tmp_path / "bag5", BagSpec(image_size=[64, 64])).episodes[0].actions
+    assert a1.shape == a5.shape == (20, 2)
+    np.testing.assert_array_equal(a1[0], a5[0])  # the first draw is the same; then the held one repeats
+    # Within a block of 5 the command changes only where the clip to the block's 100 px bites.
+    same5 = np.mean([np.allclose(a5[i], a5[i - 1], atol=1e-3) for i in range(20) if i % 5])
+    same1 = np.mean([np.allclose(a1[i], a1[i - 1], atol=1e-3) for i in range(20) if i % 5])
+    assert same5 >= 0.5 and same1 == 0.0

@@ -64,6 +64,9 @@ SIZES: Dict[str, Dict[str, Any]] = {
 # the read-out fine-tune: the read-out is 6 / 21 / 11 px off instead of 36 / 35 / 20, but the predictor (4x the
 # tokens, 1,200 steps in the same minutes) does not move the agent, and its plans fail (README, run 3).
 SIZES["full-pool1"] = {**SIZES["full"], "pool": 1, "readout_keep_weight": 0.0, "pred_steps": 1200}
+# full-pool1 with the collection rule's random draw held for 5 steps in the training episodes (the evaluation's
+# held-out trajectories, starts and goals are unchanged): the data then has the command structure of a plan.
+SIZES["full-pool1-held"] = {**SIZES["full-pool1"], "hold_steps": ev.FRAMESKIP}
 
 # Published PushT success (50-step budget unless noted), 224 px, GPU-trained; quoted, not measured here.
 PUBLISHED = [
@@ -127,7 +130,7 @@ def main(argv=None) -> int:
     if not bag.exists():
         stats = collect_mod.collect(bag, held_path, S["episodes"], S["steps"], S["heldout_episodes"],
                                     S["heldout_steps"], S["resolution"], seed=args.seed,
-                                    push_fraction=S["push_fraction"])
+                                    push_fraction=S["push_fraction"], hold_steps=S.get("hold_steps", 1))
         stats_path.write_text(json.dumps(stats, indent=1))
     stats = json.loads(stats_path.read_text())
     print(f"[data] {stats}", flush=True)

@@ -6,8 +6,10 @@ relative action in [-1, 1]^2, whose target (agent + action * action_scale) is cl
 fails on a single (non-vector) env ("setting an array element with a sequence"), so the rule is
 re-implemented here, not imported.
 
-Optionally a share of episodes are scripted pushes (go behind the block, push through it) for when the
-random rule makes contact too rarely; ``contact_fraction`` in the stats says how often the block moved.
+Optionally (``hold_steps``) the rule's random draw is held for several steps in the training episodes, as a
+planned block holds one command for the protocol's frameskip. Optionally a share of episodes are scripted
+pushes (go behind the block, push through it) for when the random rule makes contact too rarely;
+``contact_fraction`` in the stats says how often the block moved.
 
 Bag layout (what ``ami-wm train`` reads by default, see ami_world_model/data/bags.py):
   /camera/image_raw               sensor_msgs/Image rgb8, one per env step (10 Hz sim time)
@@ -48,12 +50,18 @@ DIST_CONSTRAINT_PX = 100.0
 PUSH_STANDOFF_PX = 70.0
 
 
-def weak_policy_action(env: Any, rng: np.random.Generator) -> np.ndarray:
-    """The WeakPolicy rule for one env: ``[2]`` relative action in [-1, 1]."""
+def weak_policy_draw(rng: np.random.Generator) -> np.ndarray:
+    """The WeakPolicy rule's random part: ``[2]`` uniform in [-1, 1]."""
+    return rng.uniform(-1.0, 1.0, size=2)
+
+
+def block_clipped_action(env: Any, draw: np.ndarray) -> np.ndarray:
+    """The WeakPolicy rule's clip: the relative action whose target (agent + draw * action_scale) is kept
+    within DIST_CONSTRAINT_PX of the block."""
     base = env.unwrapped
     agent = np.array(base.agent.position, dtype=np.float64)
     block = np.array(base.block.position, dtype=np.float64)
-    target = agent + rng.uniform(-1.0, 1.0, size=2) * base.action_scale
+    target = agent + np.asarray(draw, dtype=np.float64) * base.action_scale
     target = np.clip(target, block - DIST_CONSTRAINT_PX, block + DIST_CONSTRAINT_PX)
     return np.clip((target - agent) / base.action_scale, -1.0, 1.0).astype(np.float32)
 
@@ -86,9 +94,11 @@ def pose_points(base: Any) -> np.ndarray:
 
 
 def _run_episode(env: Any, seed: int, steps: int, scripted: bool, rng: np.random.Generator,
-                 render: bool = True) -> Dict[str, np.ndarray]:
+                 render: bool = True, hold_steps: int = 1) -> Dict[str, np.ndarray]:
     """One episode: frames [T+1, H, W, 3], states [T+1, 7], actions [T, 2], block moved per step [T],
-    poses [T+1, 3, 2] (env pixels: agent, block, block tip)."""
+    poses [T+1, 3, 2] (env pixels: agent, block, block tip). ``hold_steps`` > 1: the random rule's draw is
+    held for that many steps (the clip to the block still applies every step), as a planned block holds one
+    command for the protocol's frameskip."""
     env.reset(seed=seed)
     base = env.unwrapped
     push = ScriptedPush(rng) if scripted else None
@@ -96,8 +106,14 @@ def _run_episode(env: Any, seed: int, steps: int, scripted: bool, rng: np.random
     states = [base._get_obs()]  # 7-D: agent xy, block xy, block angle, agent velocity
     poses = [pose_points(base)]
     actions, moved = [], []
-    for _ in range(steps):
-        a = push(env) if push is not None else weak_policy_action(env, rng)
+    held = np.zeros(2)
+    for i in range(steps):
+        if push is not None:
+            a = push(env)
+        else:
+            draw = weak_policy_draw(rng)  # every step, so holding leaves the random stream as it was
+            held = draw if i % hold_steps == 0 else held
+            a = block_clipped_action(env, held)
         env.step(a)
         s = base._get_obs()
         moved.append(np.linalg.norm(s[2:4] - states[-1][2:4]) > 0.5 or abs(s[4] - states[-1][4]) > 1e-3)
@@ -127,8 +143,11 @@ def _write_poses(bag: Any, t: float, points_px: np.ndarray, block_angle: float) 
 
 def collect(bag_dir: Path, heldout_path: Path, episodes: int, steps: int, heldout_episodes: int,
             heldout_steps: int, resolution: int, seed: int = 0, push_fraction: float = 0.0,
-            storage: str = "mcap") -> Dict[str, Any]:
+            storage: str = "mcap", hold_steps: int = 1) -> Dict[str, Any]:
     """Record ``episodes`` training episodes into ``bag_dir`` and ``heldout_episodes`` into ``heldout_path``.
+
+    ``hold_steps``: the training episodes' random draws are held that many steps (the held-out ones, which the
+    evaluation's starts and goals come from, always follow the rule as published).
 
     Training seeds are ``seed + i``; held-out seeds start at ``seed + 1_000_000`` (never in the bag).
     Returns stats: frames, contact fraction, collection seconds.
@@ -145,9 +164,9 @@ def collect(bag_dir: Path, heldout_path: Path, episodes: int, steps: int, heldou
         for ep in range(episodes):
             scripted = bool(rng.uniform() < push_fraction)
             ep_seed = seed + ep
-            out = _run_episode(env, ep_seed, steps, scripted, rng)
-            bag.string(EPISODE_TOPIC, t_base, json.dumps(
-                {"episode": ep, "seed": ep_seed, "rule": "scripted_push" if scripted else "weak_policy"}))
+            out = _run_episode(env, ep_seed, steps, scripted, rng, hold_steps=hold_steps)
+            rule = "scripted_push" if scripted else "weak_policy" + (f"_held_{hold_steps}" if hold_steps > 1 else "")
+            bag.string(EPISODE_TOPIC, t_base, json.dumps({"episode": ep, "seed": ep_seed, "rule": rule}))
             for i in range(steps):  # the last frame has no action after it; it is not recorded
                 t = t_base + 0.01 + i * period
                 bag.image(IMAGE_TOPIC, t, out["frames"][i])
@@ -174,6 +193,7 @@ def collect(bag_dir: Path, heldout_path: Path, episodes: int, steps: int, heldou
         "steps_per_episode": steps,
         "frames": frames_total,
         "push_fraction": push_fraction,
+        "hold_steps": hold_steps,
         "contact_fraction": moved_total / max(steps_total, 1),
         "collect_s": t_train,
         "heldout_episodes": heldout_episodes,
