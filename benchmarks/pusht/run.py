@@ -24,7 +24,6 @@ for p in (str(ROOT), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from pusht_bench import collect as collect_mod  # noqa: E402
 from pusht_bench import evaluate as ev  # noqa: E402
@@ -209,12 +208,11 @@ def main(argv=None) -> int:
         diagnostics["ours_readout_px"] = ev.readout_error_px(ours, held, collect_mod.POSE_SCALE)
         # The predictor under the evaluation's held actions: random plans in the box, and the node-budget CEM's.
         diag_eps = ev.episodes_from_heldout(held, min(S["eval_episodes"], 20), S["offsets"][0], seed=args.seed + 1)
-        rng = np.random.default_rng(args.seed)
-        node_planner = ev.ModelPlanner(ours, ev.protocol_planner(seed=args.seed, **(
-            ev.node_budget() if S.get("node_cem", "node") == "node" else S["node_cem"])), low, high)
+        random_planner = ev.RandomPlanner(low, high, seed=args.seed)
+        node_planner = ev.ModelPlanner(ours, cem(node), low, high)  # its own: the evaluation's starts fresh
 
         def random_plan(frame, env, info):
-            return rng.uniform(low, high, size=(ev.HORIZON_BLOCKS, len(low)))
+            return random_planner.plan(frame, env)
 
         def node_plan(frame, env, info):
             node_planner.begin(info["goal"], None)

@@ -261,10 +261,11 @@ def planner_dict(cfg: PlannerConfig) -> Dict[str, Any]:
 @torch.no_grad()
 def predicted_readout_error_px(adapter: Any, env: Any, episodes: List[Dict[str, Any]], plans: Callable[..., Any],
                                pose_points: Callable[[Any], np.ndarray], pose_scale: float) -> Dict[str, Any]:
-    """Is the predictor what is short? From each episode's start, a 5-block plan (``plans(frame, env, ep)``
-    -> [H, 2] held actions) is rolled out by the model and executed in the env; per block, the mean planar
-    error (env pixels) of the read-out of the predicted latent against the env's true points, beside the
-    read-out of the start frame against the same points (``copy``: a model that predicts no motion).
+    """Is the predictor what is short? From each episode's start, a 5-block plan (``plans(frame, env, info)``
+    -> [H, 2] held actions; ``info`` is the reset's) is rolled out by the model and executed in the env; per
+    block, the mean planar error (env pixels) of the read-out of the predicted latent against the env's true
+    points, beside the read-out of the start frame against the same points (``copy``: a model that predicts
+    no motion).
     """
     pred_err, copy_err = [], []
     for ep in episodes:
