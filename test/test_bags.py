@@ -74,6 +74,27 @@ def test_state_by_joint_name_and_frame_skip_averages_actions(tmp_path):
     assert es.action_spec.dt_s == pytest.approx(3 * PERIOD, abs=0.02)
 
 
+def test_action_box_measured_on_the_model_steps_mean_command(tmp_path):
+    """Commands alternating +1 / -1 span [-1, 1] per record, but a 2-record model step only ever sees their
+    mean, 0: the data box is the model step's (what the planner may plan), whatever the frames kept."""
+    path = tmp_path / "b"
+    with BagWriter(path) as bag:
+        for i in range(201):
+            bag.image(IMG, 5.0 + i * PERIOD, _frame(i))
+            bag.twist_stamped(ACT, 5.0 + i * PERIOD, (1.0 if i % 2 == 0 else -1.0, 0.0, 0.0))
+    per_record = load_episodes(path, _spec())
+    assert per_record.action_spec.low[0] == pytest.approx(-1.0) and per_record.action_spec.high[0] == pytest.approx(1.0)
+    every_frame = load_episodes(path, _spec(action_box_skip=2))
+    assert len(every_frame.episodes[0]) == 201  # every frame kept, only the box changes
+    np.testing.assert_allclose(every_frame.episodes[0].actions[:, 0], per_record.episodes[0].actions[:, 0])
+    kept = load_episodes(path, _spec(frame_skip=2))
+    for es in (every_frame, kept):
+        assert es.action_spec.low[0] == pytest.approx(0.0, abs=1e-6)
+        assert es.action_spec.high[0] == pytest.approx(1e-3, abs=1e-6)  # a constant action keeps a range
+    with pytest.raises(ConfigError, match="action_box_skip"):
+        _spec(frame_skip=2, action_box_skip=3)
+
+
 def test_encodings_compressed_and_headerless_actions(tmp_path):
     """bgr8 / mono8 / CompressedImage images and geometry_msgs/Twist actions (no header: receive time)."""
     path = tmp_path / "b"

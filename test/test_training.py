@@ -226,6 +226,28 @@ def test_cli_reads_a_rosbag2_directory(tmp_path):
     _, meta = load_encoder(tmp_path / "enc")
     assert meta["extra"]["data"]["frames"] >= 10  # read from the bag, not a stand-in
     assert meta["extra"]["data"]["action_names"] == ["linear.x", "linear.y"]
+    # The predictor with --frame-skip 2 reads every frame (windows start at each) and steps 2 records at once.
+    args = p.parse_args(["predictor", "--data", str(bag), "--encoder", str(tmp_path / "enc"), "--out",
+                         str(tmp_path / "wm"), "--steps", "1", "--batch-size", "4", "--no-progress",
+                         "--tolerance-s", "0.02", "--frame-skip", "2", "--horizon", "2", "--val-every", "0"])
+    assert cli.main(args) == 0
+    cfg = load_world_model(tmp_path / "wm").config
+    assert cfg.data["frames"] == meta["extra"]["data"]["frames"]  # not every 2nd frame
+    assert cfg.action.dt_s == pytest.approx(0.2, abs=0.01)
+    # normalised on the model step's action (the mean of 2 commands), measured on the training episodes
+    train_set, _ = split_episodes(_bag_episodes(bag), PredictorTrainConfig().val_fraction)
+    step_means = np.stack([e.actions[t:t + 2].mean(0) for e in train_set.episodes for t in range(len(e))])
+    assert cfg.action.std == pytest.approx(step_means.std(0).tolist(), rel=1e-4)
+    p_args = p.parse_args(["predictor", "--data", str(bag), "--encoder", str(tmp_path / "enc"), "--out", "x",
+                           "--frame-skip", "0"])
+    with pytest.raises(SystemExit, match="--frame-skip 0"):
+        cli.main(p_args)
+
+
+def _bag_episodes(bag):
+    from ami_world_model.data.bags import BagSpec, load_episodes
+
+    return load_episodes(bag, BagSpec(image_size=[64, 64], tolerance_s=0.02))
 
 
 def test_predictor_with_states(tmp_path):

@@ -69,6 +69,10 @@ class BagSpec:
     pose_names: List[str] = field(default_factory=list)
     tolerance_s: float = 0.04  # nearest match must be this close (keep below half a frame period)
     frame_skip: int = 1  # keep every k-th frame; the actions in between are averaged
+    # The data-percentile action box is measured on the mean command over this many records (0: frame_skip).
+    # The predictor stage reads a bag at frame_skip 1 (windows start at every frame) and sets this to its
+    # model step, so the box is that of the actions the model is trained on.
+    action_box_skip: int = 0
     image_size: List[int] = field(default_factory=lambda: [64, 64])  # (height, width) after INTER_AREA resize
     image_crop: str = "none"  # before the resize: none, center or "x,y,w,h" (as the node's crop parameter)
     episode_gap_s: float = 0.5  # frames further apart than this always start a new episode
@@ -88,6 +92,9 @@ class BagSpec:
             raise ConfigError("BagSpec.action_low/high: both empty or both one value per action field")
         if self.frame_skip < 1 or self.tolerance_s <= 0 or len(self.image_size) != 2 or min(self.image_size) <= 0:
             raise ConfigError(f"BagSpec: need frame_skip >= 1, tolerance_s > 0, image_size (h, w) > 0: {self}")
+        if self.action_box_skip < 0 or self.action_box_skip % self.frame_skip:
+            raise ConfigError(f"BagSpec.action_box_skip {self.action_box_skip}: must be 0 or a multiple of "
+                              f"frame_skip {self.frame_skip}")
         try:
             parse_crop(self.image_crop)
         except ValueError as exc:
@@ -329,8 +336,11 @@ def load_episodes(path: str | Path, spec: Optional[BagSpec] = None) -> EpisodeSe
             f"{act_t.size} actions on {spec.action_topic}; check the topics and tolerance_s ({spec.tolerance_s})"
         )
     all_actions = np.concatenate([e.actions for e in episodes])
+    box_skip = spec.action_box_skip // spec.frame_skip if spec.action_box_skip else 1  # in kept frames
+    box_actions = all_actions if box_skip <= 1 else np.stack(
+        [step_mean_action(e.actions, t, box_skip) for e in episodes for t in range(len(e))])
     frame_id = action_frame([m for _, m in data[spec.action_topic]], spec.action_frame_id)
-    action_spec = _action_spec(all_actions, spec, period * spec.frame_skip, frame_id)
+    action_spec = _action_spec(all_actions, box_actions, spec, period * spec.frame_skip, frame_id)
     state_spec = StateSpec()
     if spec.state_topic:
         all_states = np.concatenate([e.states for e in episodes if e.states is not None])
@@ -382,13 +392,15 @@ def _frame_image(frame: _Frame, spec: BagSpec) -> np.ndarray:
         raise BagError(f"{spec.image_topic} at t={frame[0]:.3f} s: {exc}") from None
 
 
-def _action_spec(actions: np.ndarray, spec: BagSpec, dt_s: float, frame_id: str) -> ActionSpec:
+def _action_spec(actions: np.ndarray, box_actions: np.ndarray, spec: BagSpec, dt_s: float, frame_id: str
+                 ) -> ActionSpec:
+    """The recorded actions' spec; a data-derived box comes from ``box_actions`` (the model step's commands)."""
     if spec.action_low:
         low, high = list(map(float, spec.action_low)), list(map(float, spec.action_high))
     else:
         p = spec.action_percentile
-        low = [float(x) for x in np.percentile(actions, p, axis=0)]
-        high = [float(x) for x in np.percentile(actions, 100 - p, axis=0)]
+        low = [float(x) for x in np.percentile(box_actions, p, axis=0)]
+        high = [float(x) for x in np.percentile(box_actions, 100 - p, axis=0)]
         high = [h if h > lo else lo + 1e-3 for lo, h in zip(low, high)]  # a constant action still has a range
     return ActionSpec(
         kind=spec.action_kind,

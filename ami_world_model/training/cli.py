@@ -70,13 +70,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      "the topic's last component without _pose)")
 
 
-def load_data(args: argparse.Namespace, image: ImageSpec) -> EpisodeSet:
-    """An EpisodeSet from a .npz file, or from a rosbag2 directory via data.bags (imported only then)."""
+def load_data(args: argparse.Namespace, image: ImageSpec, every_frame: bool = False) -> EpisodeSet:
+    """An EpisodeSet from a .npz file, or from a rosbag2 directory via data.bags (imported only then).
+
+    ``every_frame``: read a bag at frame skip 1 (the training windows then apply ``--frame-skip`` and start at
+    every recorded frame, k times the windows of reading every k-th frame) with the action box measured on
+    the ``--frame-skip`` step's mean command.
+    """
     path: Path = args.data
     if path.is_dir():
         from ami_world_model.data.bags import BagSpec, load_episodes  # lazy: rosbags only for bag input
 
-        kw = {"image_size": [image.height, image.width], "frame_skip": args.frame_skip,
+        skip = {"frame_skip": 1, "action_box_skip": args.frame_skip} if every_frame else {"frame_skip": args.frame_skip}
+        kw = {"image_size": [image.height, image.width], **skip,
               "pose_topics": list(args.pose_topic), "pose_names": list(args.pose_name)}
         for name in ("image_topic", "action_topic", "state_topic", "tolerance_s", "image_crop", "action_frame_id"):
             if getattr(args, name) is not None:
@@ -150,9 +156,10 @@ def main(args: argparse.Namespace) -> int:
             encoder, _ = load_encoder(args.encoder)
             cfg = replace(PredictorTrainConfig(), **common_kw, **_overrides(args, ["context_frames", "horizon"]))
             cfg = replace(cfg, readout=_readout_config(cfg.readout, args))
-            data = load_data(args, encoder.image)
-            if not args.data.is_dir():  # bags apply frame_skip while reading
-                cfg = replace(cfg, frame_skip=args.frame_skip)
+            if args.frame_skip < 1:
+                raise SystemExit(f"--frame-skip {args.frame_skip}: must be >= 1")
+            data = load_data(args, encoder.image, every_frame=True)
+            cfg = replace(cfg, frame_skip=args.frame_skip)
             _, metrics = train_predictor(data, encoder, cfg, out=args.out, resume=args.resume, ctx=ctx,
                                          show_progress=not args.no_progress)
         if ctx.is_main:

@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ami_world_model.config import ActionSpec, StateSpec, to_dict
 from ami_world_model.data.episodes import EpisodeSet
+from ami_world_model.data.frame_skip import step_mean_action
 from ami_world_model.models.checkpoint import load_encoder, save_world_model
 from ami_world_model.models.config import PredictorConfig, WorldModelConfig
 from ami_world_model.models.encoder import Encoder
@@ -90,8 +91,10 @@ def _quiet(_: str) -> None:
 
 
 def _spec_from_data(data: EpisodeSet, frame_skip: int) -> Tuple[ActionSpec, StateSpec]:
-    """ActionSpec / StateSpec with mean and std measured on the training data (kept in the checkpoint)."""
-    acts = np.concatenate([e.actions for e in data.episodes]).astype(np.float64)
+    """ActionSpec / StateSpec with mean and std measured on the training data (kept in the checkpoint); the
+    action's on the model step's action, the mean command over ``frame_skip`` records from every start."""
+    acts = np.stack([step_mean_action(e.actions, t, frame_skip) for e in data.episodes
+                     for t in range(len(e))]).astype(np.float64)
     spec = copy.deepcopy(data.action_spec)
     span = np.asarray(spec.high) - np.asarray(spec.low)
     spec.mean = [float(x) for x in acts.mean(0)]
