@@ -161,6 +161,9 @@ def test_bench_pusht_smoke(tmp_path):
     # The small size trains with every patch a token (--pool 1) and no pull (--readout-keep-weight 0).
     assert res["ours"]["pool"] == 1 and wm["config"]["encoder"]["pool"] == 1
     assert res["ours"]["readout_keep_weight"] == 0.0
+    # ... and sizes its predictor (--predictor-width 32 --predictor-depth 1)
+    assert (res["ours"]["predictor_width"], res["ours"]["predictor_depth"]) == (32, 1)
+    assert (wm["config"]["predictor"]["embed_dim"], wm["config"]["predictor"]["depth"]) == (32, 1)
     # The predictor's read-out under held actions, per block, beside "nothing moves".
     for plans in ("random_plans", "node_cem_plans"):
         pr = eq["ours_predicted_readout_px"][plans]

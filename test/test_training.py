@@ -173,9 +173,10 @@ def test_cli_trains_both_stages_from_npz(tmp_path, capsys):
         cli.main(p.parse_args(["encoder", "--data", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "y")]))
 
 
-def test_cli_pool_and_readout_keep_weight_flags(tmp_path, capsys):
+def test_cli_pool_predictor_size_and_readout_keep_weight_flags(tmp_path, capsys):
     """--pool sets the encoder's latent grid (kept in its checkpoint, used by the predictor stage);
-    --readout-keep-weight reaches the read-out fine-tune's config; bad values are usage errors, not tracebacks."""
+    --predictor-width/-depth size the predictor; --readout-keep-weight reaches the read-out fine-tune's
+    config; bad values are usage errors, not tracebacks."""
     from ami_world_model.training import cli
 
     data = make_synthetic(episodes=3, length=10, seed=0)
@@ -188,9 +189,16 @@ def test_cli_pool_and_readout_keep_weight_flags(tmp_path, capsys):
     gh, gw = enc.cfg.grid(enc.image)
     assert enc.cfg.pool == 1 and enc.cfg.latent_grid(enc.image) == [gh, gw]
     assert cli.main(p.parse_args(["predictor", *base, "--encoder", str(tmp_path / "enc"),
-                                  "--out", str(tmp_path / "wm")])) == 0
+                                  "--out", str(tmp_path / "wm"), "--predictor-width", "32",
+                                  "--predictor-depth", "3"])) == 0
     wm = load_world_model(tmp_path / "wm")
     assert wm.config.num_latents == gh * gw  # every patch is a latent token
+    assert (wm.config.predictor.embed_dim, wm.config.predictor.depth) == (32, 3)
+    assert len(wm.predictor.blocks) == 3 and wm.predictor.latent_in.out_features == 32
+    with pytest.raises(SystemExit, match="--predictor-width / --predictor-depth: .*not divisible by num_heads"):
+        cli.main(p.parse_args(["predictor", *base, "--encoder", str(tmp_path / "enc"), "--out",
+                               str(tmp_path / "w2"), "--predictor-width", "30"]))
+    assert not (tmp_path / "w2.safetensors").exists()
     for bad, says in (("0", "--pool 0: .*positive"), ("3", "--pool 3: .*not a multiple of pool 3")):
         with pytest.raises(SystemExit, match=says):
             cli.main(p.parse_args(["encoder", *base, "--out", str(tmp_path / "e2"), "--pool", bad]))

@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pred.add_argument("--encoder", type=Path, help="encoder checkpoint (from `train encoder`) [predictor]")
     pred.add_argument("--context-frames", type=int, default=None, help="k")
     pred.add_argument("--horizon", type=int, default=None, help="rollout steps trained")
+    pred.add_argument("--predictor-width", type=int, default=None,
+                      help="predictor token width (default 64; a multiple of its 4 heads)")
+    pred.add_argument("--predictor-depth", type=int, default=None, help="predictor transformer blocks (default 2)")
     pred.add_argument("--readout-steps", type=int, default=None,
                       help="with pose targets (--pose-topic): encoder + read-out fine-tune steps (0: no read-out)")
     pred.add_argument("--readout-kind", choices=list(READOUT_KINDS), default=None,
@@ -155,6 +158,12 @@ def main(args: argparse.Namespace) -> int:
                 return 2
             encoder, _ = load_encoder(args.encoder)
             cfg = replace(PredictorTrainConfig(), **common_kw, **_overrides(args, ["context_frames", "horizon"]))
+            size = {name: value for name, value in (("embed_dim", args.predictor_width),
+                                                    ("depth", args.predictor_depth)) if value is not None}
+            try:  # a bad size is a usage error, said before any data is read
+                cfg = replace(cfg, predictor=replace(cfg.predictor, **size))
+            except ConfigError as e:
+                raise SystemExit(f"--predictor-width / --predictor-depth: {e}") from None
             cfg = replace(cfg, readout=_readout_config(cfg.readout, args))
             if args.frame_skip < 1:
                 raise SystemExit(f"--frame-skip {args.frame_skip}: must be >= 1")

@@ -52,7 +52,7 @@ SIZES: Dict[str, Dict[str, Any]] = {
                    protocol_cap_s=420.0),
     "small": dict(resolution=64, episodes=2, steps=30, heldout_episodes=1, heldout_steps=55, push_fraction=0.0,
                   pool=1, enc_steps=1, readout_steps=1, readout_kind="spatial", readout_keep_weight=0.0,
-                  pred_steps=1, batch=8, peer_batch=4,
+                  pred_steps=1, predictor_width=32, predictor_depth=1, batch=8, peer_batch=4,
                   peer_max_steps=1,
                   eval_episodes=1, offsets=[25], protocol_cem=dict(num_samples=8, iterations=2, top_k=4),
                   oracle_cem=dict(num_samples=8, iterations=2, top_k=4), protocol_cap_s=None,
@@ -147,7 +147,8 @@ def main(argv=None) -> int:
                                    env_vars, seed=args.seed, pose_topics=collect_mod.POSE_TOPICS,
                                    readout_steps=S["readout_steps"],
                                    readout_kind=S["readout_kind"], pool=S["pool"],
-                                   readout_keep_weight=S["readout_keep_weight"])
+                                   readout_keep_weight=S["readout_keep_weight"],
+                                   predictor_width=S.get("predictor_width"), predictor_depth=S.get("predictor_depth"))
         info_path.write_text(json.dumps(ours_info, indent=1, default=float))
     ours = ours_mod.OursPlanning(ours_info["checkpoint"], energy_kind="auto")
     low, high = ours.low, ours.high  # every planner searches the same box: the data's block-action range

@@ -22,7 +22,7 @@ import torch
 
 from ami_world_model.evaluation.energy_quality import model_energy
 from ami_world_model.models.checkpoint import load_world_model
-from ami_world_model.models.config import EncoderConfig, ReadoutConfig
+from ami_world_model.models.config import EncoderConfig, PredictorConfig, ReadoutConfig
 from ami_world_model.planning.dynamics import WorldModelState, make_world_model_dynamics
 from ami_world_model.training.train_readout import ReadoutTrainConfig
 
@@ -39,10 +39,12 @@ def _run(cmd: List[str], env: Dict[str, str]) -> Dict[str, Any]:
 def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, frameskip: int,
           batch_size: int, env: Dict[str, str], seed: int = 0, pose_topics: Sequence[str] = (),
           readout_steps: int = 0, readout_kind: Optional[str] = None, pool: Optional[int] = None,
-          readout_keep_weight: Optional[float] = None) -> Dict[str, Any]:
-    """`ami-wm train encoder` (``--pool`` when given) then `ami-wm train predictor` (with ``--pose-topic`` per
-    pose topic and ``--readout-steps``, ``--readout-kind`` and ``--readout-keep-weight`` when there are any);
-    returns the checkpoint stem and timings."""
+          readout_keep_weight: Optional[float] = None, predictor_width: Optional[int] = None,
+          predictor_depth: Optional[int] = None) -> Dict[str, Any]:
+    """`ami-wm train encoder` (``--pool`` when given) then `ami-wm train predictor` (``--predictor-width`` /
+    ``--predictor-depth`` when given; ``--pose-topic`` per pose topic and ``--readout-steps``,
+    ``--readout-kind`` and ``--readout-keep-weight`` when there are any); returns the checkpoint stem and
+    timings."""
     out_dir.mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "-m", "ami_world_model.cli", "train"]
     common = ["--batch-size", str(batch_size), "--seed", str(seed), "--no-progress"]
@@ -52,13 +54,15 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
         poses += ["--readout-kind", readout_kind] if readout_kind else []
         poses += ["--readout-keep-weight", str(readout_keep_weight)] if readout_keep_weight is not None else []
     pooling = ["--pool", str(pool)] if pool is not None else []
+    sizing = ["--predictor-width", str(predictor_width)] if predictor_width is not None else []
+    sizing += ["--predictor-depth", str(predictor_depth)] if predictor_depth is not None else []
     t0 = time.perf_counter()
     enc = _run(base + ["encoder", "--data", str(bag), "--out", str(out_dir / "encoder"), "--steps",
                        str(encoder_steps), "--val-every", str(max(encoder_steps, 1))] + pooling + common, env)
     t1 = time.perf_counter()
     pred = _run(base + ["predictor", "--data", str(bag), "--encoder", str(out_dir / "encoder"), "--out",
                         str(out_dir / "wm"), "--steps", str(predictor_steps), "--frame-skip", str(frameskip),
-                        "--val-every", str(max(predictor_steps, 1))] + poses + common, env)
+                        "--val-every", str(max(predictor_steps, 1))] + sizing + poses + common, env)
     t2 = time.perf_counter()
     return {"checkpoint": str(out_dir / "wm"), "encoder_s": t1 - t0, "predictor_s": t2 - t1,
             "train_s": t2 - t0, "encoder_steps": encoder_steps, "predictor_steps": predictor_steps,
@@ -67,6 +71,8 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
             "readout_keep_weight": (ReadoutTrainConfig().keep_weight if readout_keep_weight is None
                                     else readout_keep_weight) if pose_topics else None,
             "pool": EncoderConfig().pool if pool is None else pool,
+            "predictor_width": PredictorConfig().embed_dim if predictor_width is None else predictor_width,
+            "predictor_depth": PredictorConfig().depth if predictor_depth is None else predictor_depth,
             "encoder_metrics": enc, "predictor_metrics": pred}
 
 
