@@ -62,7 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     bag.add_argument("--action-fields", default=None, help="comma list, e.g. twist.linear.x,twist.linear.y")
     bag.add_argument("--state-topic", default=None)
     bag.add_argument("--tolerance-s", type=float, default=None)
-    bag.add_argument("--frame-skip", type=int, default=1, help="keep every k-th frame (actions averaged)")
+    bag.add_argument("--frame-skip", type=int, default=1, help="one model step = k recorded frames (their commands "
+                     "averaged); the predictor's training windows still start at every frame")
     bag.add_argument("--image-crop", default=None, help="before the resize: none, center or x,y,w,h (set the "
                      "node's image_crop to the same)")
     bag.add_argument("--action-frame-id", default=None, help="expected frame_id of the action headers "

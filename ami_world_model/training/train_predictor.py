@@ -91,8 +91,9 @@ def _quiet(_: str) -> None:
 
 
 def _spec_from_data(data: EpisodeSet, frame_skip: int) -> Tuple[ActionSpec, StateSpec]:
-    """ActionSpec / StateSpec with mean and std measured on the training data (kept in the checkpoint); the
-    action's on the model step's action, the mean command over ``frame_skip`` records from every start."""
+    """ActionSpec / StateSpec with mean and std measured on the training data (kept in the checkpoint). The
+    action's are those of the model step's action: the mean command over ``frame_skip`` records, from every
+    start (what the training windows feed the predictor)."""
     acts = np.stack([step_mean_action(e.actions, t, frame_skip) for e in data.episodes
                      for t in range(len(e))]).astype(np.float64)
     spec = copy.deepcopy(data.action_spec)
