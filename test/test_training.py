@@ -287,3 +287,11 @@ def test_step_mean_action_numpy_and_torch_agree():
         step_mean_action(acts, 7, 3)
     with pytest.raises(ValueError, match="skip"):
         step_mean_action(acts, 0, 0)
+    from types import SimpleNamespace
+
+    from ami_world_model.data.frame_skip import every_step_mean_action
+
+    eps = [SimpleNamespace(actions=acts), SimpleNamespace(actions=acts[:2])]
+    every = every_step_mean_action(eps, 3)  # one per record of each episode, in order
+    assert every.shape == (9, 2)
+    assert every[0].tolist() == [2.0, 3.0] and every[5].tolist() == [11.0, 12.0] and every[8].tolist() == [2.0, 3.0]

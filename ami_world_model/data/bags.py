@@ -23,7 +23,7 @@ import numpy as np
 
 from ami_world_model.config import ActionSpec, ConfigError, StateSpec
 from ami_world_model.data.episodes import Episode, EpisodeSet
-from ami_world_model.data.frame_skip import step_mean_action
+from ami_world_model.data.frame_skip import every_step_mean_action, step_mean_action
 from ami_world_model.data.image_decoding import crop_image, decode_any, parse_crop, resize_rgb
 from ami_world_model.safety import InputError
 
@@ -337,8 +337,7 @@ def load_episodes(path: str | Path, spec: Optional[BagSpec] = None) -> EpisodeSe
         )
     all_actions = np.concatenate([e.actions for e in episodes])
     box_skip = spec.action_box_skip // spec.frame_skip if spec.action_box_skip else 1  # in kept frames
-    box_actions = all_actions if box_skip <= 1 else np.stack(
-        [step_mean_action(e.actions, t, box_skip) for e in episodes for t in range(len(e))])
+    box_actions = all_actions if box_skip <= 1 else every_step_mean_action(episodes, box_skip)
     frame_id = action_frame([m for _, m in data[spec.action_topic]], spec.action_frame_id)
     action_spec = _action_spec(all_actions, box_actions, spec, period * spec.frame_skip, frame_id)
     state_spec = StateSpec()

@@ -6,7 +6,9 @@ action that explains the step. Bag conversion, training windows and the planner 
 """
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, Iterable, TypeVar
+
+import numpy as np
 
 Actions = TypeVar("Actions")  # a numpy array or a torch tensor (anything with len, slicing and .mean(0))
 
@@ -26,3 +28,10 @@ def step_mean_action(actions: Actions, start: int, skip: int) -> Actions:
     if not 0 <= start < len(actions):
         raise IndexError(f"step_mean_action: start {start} outside {len(actions)} records")
     return actions[start:start + skip].mean(0)
+
+
+def every_step_mean_action(episodes: Iterable[Any], skip: int) -> np.ndarray:
+    """``[sum T, A]``: ``step_mean_action`` from every record of every episode (each ``.actions [T, A]``), the
+    actions a model trained with frame skip ``skip`` sees; the action box and normalisation are measured on
+    them."""
+    return np.stack([step_mean_action(e.actions, t, skip) for e in episodes for t in range(len(e.actions))])

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ami_world_model.config import ActionSpec, StateSpec, to_dict
 from ami_world_model.data.episodes import EpisodeSet
-from ami_world_model.data.frame_skip import step_mean_action
+from ami_world_model.data.frame_skip import every_step_mean_action
 from ami_world_model.models.checkpoint import load_encoder, save_world_model
 from ami_world_model.models.config import PredictorConfig, WorldModelConfig
 from ami_world_model.models.encoder import Encoder
@@ -94,8 +94,7 @@ def _spec_from_data(data: EpisodeSet, frame_skip: int) -> Tuple[ActionSpec, Stat
     """ActionSpec / StateSpec with mean and std measured on the training data (kept in the checkpoint). The
     action's are those of the model step's action: the mean command over ``frame_skip`` records, from every
     start (what the training windows feed the predictor)."""
-    acts = np.stack([step_mean_action(e.actions, t, frame_skip) for e in data.episodes
-                     for t in range(len(e))]).astype(np.float64)
+    acts = every_step_mean_action(data.episodes, frame_skip).astype(np.float64)
     spec = copy.deepcopy(data.action_spec)
     span = np.asarray(spec.high) - np.asarray(spec.low)
     spec.mean = [float(x) for x in acts.mean(0)]
