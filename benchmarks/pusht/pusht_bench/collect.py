@@ -106,13 +106,13 @@ def _run_episode(env: Any, seed: int, steps: int, scripted: bool, rng: np.random
     states = [base._get_obs()]  # 7-D: agent xy, block xy, block angle, agent velocity
     poses = [pose_points(base)]
     actions, moved = [], []
-    held = np.zeros(2)
     for i in range(steps):
         if push is not None:
             a = push(env)
         else:
             draw = weak_policy_draw(rng)  # every step, so holding leaves the random stream as it was
-            held = draw if i % hold_steps == 0 else held
+            if i % hold_steps == 0:
+                held = draw
             a = block_clipped_action(env, held)
         env.step(a)
         s = base._get_obs()
