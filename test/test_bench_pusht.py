@@ -173,10 +173,21 @@ def test_bench_pusht_smoke(tmp_path):
             assert arr.shape == (5, 3) and np.all(np.isfinite(arr)) and np.all(arr >= 0)
     assert res["peers"]["lewm"]["steps"] == 1 and res["peers"]["lewm"]["params"] > 1_000_000
 
+    # The agent's joint state (position, velocity; x POSE_SCALE) per frame, and the state-model bound on it.
+    js = load_episodes(out / "bag", BagSpec(image_size=[64, 64], state_topic="/joint_states",
+                                            state_joints=["agent_x", "agent_y"]))
+    np.testing.assert_allclose(np.concatenate([e.states for e in js.episodes]), tg[:, 0:2], atol=1e-6)
+    sm = res["state_model"]
+    assert sm["config"]["steps"] == 2 and sm["transitions"] + sm["val_transitions"] == 2 * (30 - 5)
+    assert set(sm["val_error_px"]) == {"agent", "block", "block_tip"}
+    assert sm["val_no_motion_px"]["agent"] > 0.0
+
     # A 1-episode evaluation per planner, with the protocol's fields.
     names = set(res["planners"])
     assert {"ours (protocol CEM)", "ours (node budget)", "lewm (peer, protocol CEM)",
-            "oracle (CEM on the simulator)", "random"} <= names
+            "oracle (CEM on the simulator)", "random",
+            "state model (true state, learned dynamics; protocol CEM)",
+            "state model (true state, learned dynamics; node budget)"} <= names
     for row in res["planners"].values():
         r = row["offsets"]["25"]
         assert r["episodes"] == 1 and r["successes"] in (0, 1)
@@ -219,3 +230,55 @@ def test_collection_holds_the_draw_in_training_episodes_only(tmp_path):
     same5 = np.mean([np.allclose(a5[i], a5[i - 1], atol=1e-3) for i in range(20) if i % 5])
     same1 = np.mean([np.allclose(a1[i], a1[i - 1], atol=1e-3) for i in range(20) if i % 5])
     assert same5 >= 0.5 and same1 == 0.0
+
+
+def _state_model_module():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from pusht_bench import state_model
+    finally:
+        sys.path.remove(str(BENCH))
+    return state_model
+
+
+def _points_episode(rng, steps=60):
+    """A recorded episode in the bag's units (px / 1000): the agent moves 10 px per unit command per step, the
+    block and its tip 60 px away stay put, the agent's velocity is the last step's motion per 0.1 s."""
+    from types import SimpleNamespace
+
+    a = rng.uniform(-1, 1, size=(steps, 2)).astype(np.float32)
+    agent = np.cumsum(np.r_[[[200.0, 200.0]], 10 * a[:-1]], axis=0)
+    block = np.tile([[300.0, 250.0, 300.0, 310.0]], (steps, 1))
+    vel = np.r_[[[0.0, 0.0]], 100 * a[:-1]]
+    return SimpleNamespace(targets=np.c_[agent, block] * 1e-3, states=vel * 1e-3, actions=a)
+
+
+def test_state_model_transitions_energy_and_fit():
+    sm = _state_model_module()
+    import torch
+
+    ep = _points_episode(np.random.default_rng(0))
+    x, y, idx = sm.transitions([ep], 5, 1e-3)
+    assert x.shape == (55, 10) and y.shape == (55, 8) and np.all(idx == 0)
+    np.testing.assert_allclose(x[3, :6], ep.targets[3] * 1e3, rtol=1e-5)  # px
+    np.testing.assert_allclose(x[3, 8:], ep.actions[3:8].mean(0), rtol=1e-5)  # the block's mean command
+    np.testing.assert_allclose(y[3, :6], ep.targets[8] * 1e3, rtol=1e-5)  # 5 records later
+    with pytest.raises(ValueError, match="pose topics"):
+        sm.transitions([type(ep)(targets=None, states=None, actions=ep.actions)], 5, 1e-3)
+
+    # The oracle's energy, on points: 20 px of position error or pi/9 of block angle each count 1.
+    goal = torch.tensor([0.0, 0.0, 100.0, 100.0, 100.0, 160.0, 0.0, 0.0])
+    moved = goal.clone()
+    moved[0] += 20.0
+    turned = goal.clone()
+    turned[4:6] = torch.tensor([100.0 + 60 * np.sin(np.pi / 9), 100.0 + 60 * np.cos(np.pi / 9)])
+    e = sm.success_energy(torch.stack([goal, moved, turned]), goal)
+    np.testing.assert_allclose(e.numpy(), [0.0, 1.0, 1.0], atol=1e-5)
+
+    # On these linear dynamics, a short fit predicts the agent's block displacement far better than "no motion".
+    rng = np.random.default_rng(1)
+    model, metrics = sm.train([_points_episode(rng) for _ in range(12)], 5, 1e-3,
+                              sm.StateModelConfig(hidden=64, depth=2, steps=600, val_fraction=0.25))
+    assert metrics["val_transitions"] == 3 * 55 and metrics["transitions"] == 9 * 55
+    assert metrics["val_error_px"]["agent"] < 0.3 * metrics["val_no_motion_px"]["agent"]
+    assert metrics["val_no_motion_px"]["block"] == 0.0

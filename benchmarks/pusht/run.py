@@ -29,6 +29,7 @@ from pusht_bench import collect as collect_mod  # noqa: E402
 from pusht_bench import evaluate as ev  # noqa: E402
 from pusht_bench import ours as ours_mod  # noqa: E402
 from pusht_bench import peer as peer_mod  # noqa: E402
+from pusht_bench import state_model as state_mod  # noqa: E402
 from pusht_bench.swm_loader import make_env  # noqa: E402
 
 # Sizes. "full" is `make bench-pusht` (budgeted to finish in <= 60 min on a 2-core CPU); "small" the smoke test.
@@ -45,21 +46,22 @@ SIZES: Dict[str, Dict[str, Any]] = {
                  pred_steps=1200, batch=64, peer_batch=32,
                  peer_max_steps=None, eval_episodes=50, offsets=[25, 50], protocol_cem=ev.PROTOCOL_CEM,
                  oracle_cem="node", protocol_cap_s=150.0, peer_node_cap_s=200.0,
-                 oracle_mid_cem=dict(num_samples=128, iterations=10, top_k=16), oracle_mid_cap_s=100.0),
+                 oracle_mid_cem=dict(num_samples=128, iterations=10, top_k=16), oracle_mid_cap_s=100.0,
+                 state_steps=6000),
     # An indicative run that fits about 30 min on a loaded 2-core machine (10 episodes, goals 25 steps ahead).
     "medium": dict(resolution=64, episodes=100, steps=100, heldout_episodes=10, heldout_steps=80, push_fraction=0.0,
                    pool=None, enc_steps=200, readout_steps=300, readout_kind="spatial", readout_keep_weight=None,
                    pred_steps=1200, batch=64, peer_batch=32,
                    peer_max_steps=None,
                    eval_episodes=10, offsets=[25], protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node",
-                   protocol_cap_s=420.0),
+                   protocol_cap_s=420.0, state_steps=2000),
     "small": dict(resolution=64, episodes=2, steps=30, heldout_episodes=1, heldout_steps=55, push_fraction=0.0,
                   pool=1, enc_steps=1, readout_steps=1, readout_kind="spatial", readout_keep_weight=0.0,
                   pred_steps=1, predictor_width=32, predictor_depth=1, batch=8, peer_batch=4,
                   peer_max_steps=1,
                   eval_episodes=1, offsets=[25], protocol_cem=dict(num_samples=8, iterations=2, top_k=4),
                   oracle_cem=dict(num_samples=8, iterations=2, top_k=4), protocol_cap_s=None,
-                  node_cem=dict(num_samples=16, iterations=2, top_k=4)),
+                  node_cem=dict(num_samples=16, iterations=2, top_k=4), state_steps=2),
 }
 
 # Run 2's configuration (the headline before run 5): the default 4 x 4 latent grid with the read-out's pull
@@ -168,6 +170,13 @@ def main(argv=None) -> int:
             torch.save(trained["model"].state_dict(), out / f"peer_{kind}.pt")  # tensors only, for diagnostics
             peers[kind] = trained
 
+    # 3b. the state-model bound: dynamics learned on the same episodes' true poses and agent velocity
+    state_model, state_metrics = state_mod.train(
+        state_mod.load_bag(bag, S["resolution"]).episodes, ev.FRAMESKIP, collect_mod.POSE_SCALE,
+        state_mod.StateModelConfig(steps=S["state_steps"], seed=args.seed))
+    state_mod.save(state_model, out / "state_model.pt")
+    print(f"[state model] {state_metrics}", flush=True)
+
     # 4. evaluation
     def cem(budget: Dict[str, int]):
         return ev.protocol_planner(seed=args.seed, **budget)
@@ -197,6 +206,11 @@ def main(argv=None) -> int:
         planners[f"oracle (CEM on the simulator, {mid['num_samples']} x {mid['iterations']})"] = (
             ev.OraclePlanner(lambda: make_env(S["resolution"]), cem(mid), low, high), None, None, mid,
             S.get("oracle_mid_cap_s"))
+    for label, budget in (("protocol CEM", proto), ("node budget", node)):
+        planners[f"state model (true state, learned dynamics; {label})"] = (
+            state_mod.StatePlanner(state_model, cem(budget), low, high, collect_mod.pose_points,
+                                   lambda: make_env(S["resolution"])),
+            state_metrics["params"], state_metrics["train_s"], budget, None)
     planners["random"] = (ev.RandomPlanner(low, high, seed=args.seed), None, None, None, None)
     if args.skip_protocol_cem:
         planners = {k: v for k, v in planners.items() if "protocol CEM" not in k}
@@ -244,6 +258,7 @@ def main(argv=None) -> int:
         "data": stats,
         "ours": {k: v for k, v in ours_info.items()},
         "peers": {k: {kk: vv for kk, vv in tr["metrics"].items() if kk != "history"} for k, tr in peers.items()},
+        "state_model": state_metrics,
         "energy_quality": diagnostics,
         "planners": {},
         "published": PUBLISHED,

@@ -22,6 +22,9 @@ Bag layout (what ``ami-wm train`` reads by default, see ami_world_model/data/bag
                                   the block's angle is in the poses too. Units: env pixels / 1000 (POSE_SCALE),
                                   so the read-out's "mm" errors are env pixels; the block pose's quaternion
                                   carries its angle about z.
+  /joint_states                   sensor_msgs/JointState per frame (same stamp), joints agent_x, agent_y:
+                                  the agent's position and velocity (px, px/s, x POSE_SCALE), as a robot
+                                  reports its joints; read only by the state-model bound (state_model.py).
 Held-out trajectories (not in the bag) go to an .npz with states, actions and frames for the evaluation.
 """
 from __future__ import annotations
@@ -39,6 +42,10 @@ COMMAND_TOPIC = "/servo_node/delta_twist_cmds"
 EPISODE_TOPIC = "/episode_start"
 # Poses for the read-out head (`ami-wm train predictor --pose-topic ...`): names agent, block, block_tip.
 POSE_TOPICS = ("/agent_pose", "/block_pose", "/block_tip_pose")
+# The agent as a robot reports itself: position and velocity (env px and px/s, x POSE_SCALE). Only the
+# state-model bound reads it (state_model.py); ours and the peer train on the image and the command.
+AGENT_STATE_TOPIC = "/joint_states"
+AGENT_JOINTS = ("agent_x", "agent_y")
 POSE_FRAME = "pusht"
 POSE_SCALE = 1e-3  # pose units per env pixel: positions are px / 1000, so read-out errors in "mm" are px
 # The T (env add_tee, scale 30, length 4): its bar spans y in [0, 30] and its stem y in [30, 120] in body
@@ -173,6 +180,9 @@ def collect(bag_dir: Path, heldout_path: Path, episodes: int, steps: int, heldou
                 a = out["actions"][i]
                 bag.twist_stamped(COMMAND_TOPIC, t, (float(a[0]), float(a[1]), 0.0))
                 _write_poses(bag, t, out["poses"][i], float(out["states"][i][4]))
+                agent = out["states"][i]  # agent x, y (px) and velocity (px/s): the "robot's" joint state
+                bag.joint_state(AGENT_STATE_TOPIC, t, AGENT_JOINTS, agent[0:2] * POSE_SCALE,
+                                agent[5:7] * POSE_SCALE)
             frames_total += steps
             moved_total += int(out["moved"].sum())
             steps_total += steps
