@@ -187,7 +187,8 @@ def test_bench_pusht_smoke(tmp_path):
     assert {"ours (protocol CEM)", "ours (node budget)", "lewm (peer, protocol CEM)",
             "oracle (CEM on the simulator)", "random",
             "state model (true state, learned dynamics; protocol CEM)",
-            "state model (true state, learned dynamics; node budget)"} <= names
+            "state model (true state, learned dynamics; node budget)",
+            "our perception + state model (protocol CEM)", "our perception + state model (node budget)"} <= names
     for row in res["planners"].values():
         r = row["offsets"]["25"]
         assert r["episodes"] == 1 and r["successes"] in (0, 1)

@@ -211,6 +211,11 @@ def main(argv=None) -> int:
             state_mod.StatePlanner(state_model, cem(budget), low, high, collect_mod.pose_points,
                                    lambda: make_env(S["resolution"])),
             state_metrics["params"], state_metrics["train_s"], budget, None)
+        if ours.has_readout:  # the same dynamics from what our encoder + read-out see (start and goal images)
+            planners[f"our perception + state model ({label})"] = (
+                state_mod.PerceivedStatePlanner(state_model, cem(budget), low, high,
+                                                lambda f: ours.readout_px(ours.encode(f), collect_mod.POSE_SCALE)),
+                state_metrics["params"], state_metrics["train_s"], budget, None)
     planners["random"] = (ev.RandomPlanner(low, high, seed=args.seed), None, None, None, None)
     if args.skip_protocol_cem:
         planners = {k: v for k, v in planners.items() if "protocol CEM" not in k}

@@ -11,6 +11,10 @@ test's own units (as the oracle's). So, on the same data:
 
 Perfect perception is not something a camera gives, so this is a bound, not a competitor: it is a row of the
 table, like the oracle, and never called "ours".
+
+``PerceivedStatePlanner`` is the same model started from what OUR encoder and read-out head see in the current
+frame and the goal image (the agent's velocity from the env, as a robot's joint states give it): the gap to the
+true-state row is what our perception costs, the gap from it down to ours is what predicting in latents costs.
 """
 from __future__ import annotations
 
@@ -174,6 +178,27 @@ class StatePlanner:
     @torch.no_grad()
     def plan(self, frame: np.ndarray, env: Any) -> np.ndarray:
         s0 = self.true_state(env.unwrapped)[None]
+        return self.ctrl.plan(s0, self.goal, self.model, energy=success_energy).actions.numpy()
+
+
+class PerceivedStatePlanner(StatePlanner):
+    """``StatePlanner`` whose start and goal points are ``perceive(frame) -> [6]`` env px (our read-out of the
+    encoded frame); the velocity is still the env's (proprioception), the goal's is not used by the energy."""
+
+    def __init__(self, model: StateDynamics, cfg: PlannerConfig, low: Sequence[float], high: Sequence[float],
+                 perceive: Callable[[np.ndarray], Tensor]) -> None:
+        self.model, self.perceive = model, perceive
+        self.ctrl = RecedingHorizonController(cfg, low, high)
+        self.goal = torch.zeros(8)
+
+    def begin(self, goal_frame: np.ndarray, goal_state: np.ndarray) -> None:
+        self.ctrl.reset()
+        self.goal = torch.cat([self.perceive(goal_frame).float(), torch.zeros(2)])
+
+    @torch.no_grad()
+    def plan(self, frame: np.ndarray, env: Any) -> np.ndarray:
+        velocity = torch.from_numpy(env.unwrapped._get_obs()[5:7]).float()
+        s0 = torch.cat([self.perceive(frame).float(), velocity])[None]
         return self.ctrl.plan(s0, self.goal, self.model, energy=success_energy).actions.numpy()
 
 
