@@ -283,3 +283,19 @@ def test_state_model_transitions_energy_and_fit():
     assert metrics["val_transitions"] == 3 * 55 and metrics["transitions"] == 9 * 55
     assert metrics["val_error_px"]["agent"] < 0.3 * metrics["val_no_motion_px"]["agent"]
     assert metrics["val_no_motion_px"]["block"] == 0.0
+
+
+def test_state_model_bag_without_the_agent_joint_state_is_a_bag_error(tmp_path):
+    """run.py skips the bound's rows on a BagError (bags recorded before /joint_states); load_bag must raise it."""
+    sm = _state_model_module()
+    from ami_world_model.data.bags import BagError, BagWriter
+
+    with BagWriter(tmp_path / "bag") as bag:
+        for i in range(4):
+            t = 0.01 + 0.1 * i
+            bag.image("/camera/image_raw", t, np.zeros((64, 64, 3), np.uint8))
+            bag.twist_stamped("/servo_node/delta_twist_cmds", t, (0.1, 0.0, 0.0))
+            for topic in ("/agent_pose", "/block_pose", "/block_tip_pose"):
+                bag.pose_stamped(topic, t, (0.1, 0.2, 0.0), frame_id="pusht")
+    with pytest.raises(BagError, match="/joint_states"):
+        sm.load_bag(tmp_path / "bag", 64)

@@ -181,9 +181,9 @@ class StatePlanner:
         return self.ctrl.plan(s0, self.goal, self.model, energy=success_energy).actions.numpy()
 
 
-class PerceivedStatePlanner(StatePlanner):
-    """``StatePlanner`` whose start and goal points are ``perceive(frame) -> [6]`` env px (our read-out of the
-    encoded frame); the velocity is still the env's (proprioception), the goal's is not used by the energy."""
+class PerceivedStatePlanner:
+    """As ``StatePlanner``, but the start and goal points are ``perceive(frame) -> [6]`` env px (our read-out of
+    the encoded frame); the velocity is still the env's (proprioception), the goal's is not used by the energy."""
 
     def __init__(self, model: StateDynamics, cfg: PlannerConfig, low: Sequence[float], high: Sequence[float],
                  perceive: Callable[[np.ndarray], Tensor]) -> None:
