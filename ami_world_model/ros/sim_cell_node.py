@@ -228,6 +228,8 @@ class SimCellNode(Node):
 
     # ------------------------------------------------------------------ the loop
     def _servo_tick(self) -> None:
+        if not self.context.ok():  # ^C / SIGTERM shut the context down under a running timer: stop quietly
+            return
         if self._twist is not None and self._now() - self._twist_stamp >= self._timeout:
             self._twist = None
             self.cell.stop()  # no fresh command: halt, as Servo does
@@ -282,6 +284,9 @@ def main(args=None) -> None:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:  # rclpy's RCLError: a tick that passed the check above published as the context went
+        if rclpy.ok():    # a failure while the context is up is a real one
+            raise
     finally:
         if node is not None:
             node.destroy_node()
