@@ -1,5 +1,5 @@
-"""Process and lifecycle plumbing shared by `planner_node` and `ami-wm run`: signal handling that keeps the
-context up for the stop command, and a ~/change_state that refuses bad transitions instead of raising."""
+"""Process and lifecycle plumbing shared by `planner_node`, `sim_cell_node` and `ami-wm run`: signal handling that
+keeps the context up for the stop command, and a ~/change_state that refuses bad transitions instead of raising."""
 from __future__ import annotations
 
 import signal
@@ -25,7 +25,8 @@ def package_share_dir() -> Optional[Path]:
 
 
 def spin_until_signal(make_node: Callable[[], Node], args: Optional[List[str]] = None) -> int:
-    """A node's console entry: spin it until ^C / SIGTERM, then ``stop_for_exit`` (one stop command)."""
+    """A node's console entry: spin it until ^C / SIGTERM, then ``stop_for_exit`` (one stop command) if the node
+    has one. The context stays up until spinning has ended, so no callback runs against a shut-down context."""
     stop = init_keeping_context(args)
     node = make_node()
     executor = SingleThreadedExecutor()
@@ -36,7 +37,9 @@ def spin_until_signal(make_node: Callable[[], Node], args: Optional[List[str]] =
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.stop_for_exit()
+        stop_for_exit = getattr(node, "stop_for_exit", None)
+        if stop_for_exit is not None:
+            stop_for_exit()
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         if rclpy.ok():

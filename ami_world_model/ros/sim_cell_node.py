@@ -26,11 +26,9 @@ import json
 from typing import Optional
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PointStamped, TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock as ClockMsg
@@ -38,6 +36,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from ami_world_model.ros.lifecycle_util import spin_until_signal
 from ami_world_model.sim.cell import TASKS, Goal, SimCell
 from ami_world_model.sim.config import SimConfig
 
@@ -228,8 +227,6 @@ class SimCellNode(Node):
 
     # ------------------------------------------------------------------ the loop
     def _servo_tick(self) -> None:
-        if not self.context.ok():  # ^C / SIGTERM shut the context down under a running timer: stop quietly
-            return
         if self._twist is not None and self._now() - self._twist_stamp >= self._timeout:
             self._twist = None
             self.cell.stop()  # no fresh command: halt, as Servo does
@@ -276,22 +273,10 @@ class SimCellNode(Node):
         super().destroy_node()
 
 
-def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimCellNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RuntimeError:  # rclpy's RCLError: a tick that passed the check above published as the context went
-        if rclpy.ok():    # a failure while the context is up is a real one
-            raise
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+def main(args=None) -> int:
+    """Console entry point: spin until ^C / SIGTERM. The context stays up until the timer has stopped (with
+    rclpy's own handler a servo tick could publish into a shut-down context and raise out of spin)."""
+    return spin_until_signal(SimCellNode, args)
 
 
 if __name__ == "__main__":
