@@ -8,6 +8,7 @@ that reason, only when that venv is absent.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -22,13 +23,13 @@ BENCH = ROOT / "benchmarks" / "pusht"
 BENCH_PY = BENCH / ".venv" / "bin" / "python"
 
 
-def _evaluate_module():
+def _bench_module(name: str):
+    """``pusht_bench.<name>``, imported with the benchmark folder on sys.path only for the import."""
     sys.path.insert(0, str(BENCH))
     try:
-        from pusht_bench import evaluate
+        return importlib.import_module(f"pusht_bench.{name}")
     finally:
         sys.path.remove(str(BENCH))
-    return evaluate
 
 
 class _PointsEnv:
@@ -78,7 +79,7 @@ class _PointsModel:
 
 
 def test_predicted_readout_error_is_zero_for_a_perfect_model_and_the_copy_baseline_for_a_still_one():
-    ev = _evaluate_module()
+    ev = _bench_module("evaluate")
     episodes = [{"start": np.arange(6.0) * (i + 1), "goal": None} for i in range(3)]
     plan = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0], [0.0, 0.0], [-3.0, 0.0]])
 
@@ -96,7 +97,7 @@ def test_predicted_readout_error_is_zero_for_a_perfect_model_and_the_copy_baseli
 
 
 def test_wilson_interval_matches_known_values():
-    ev = _evaluate_module()
+    ev = _bench_module("evaluate")
     lo, hi = ev.wilson(45, 50)
     assert lo == pytest.approx(0.7864, abs=1e-3) and hi == pytest.approx(0.9565, abs=1e-3)
     assert ev.wilson(0, 50)[0] == 0.0 and ev.wilson(0, 50)[1] == pytest.approx(0.0713, abs=1e-3)
@@ -104,7 +105,7 @@ def test_wilson_interval_matches_known_values():
 
 
 def test_protocol_constants_and_episode_selection():
-    ev = _evaluate_module()
+    ev = _bench_module("evaluate")
     assert (ev.BUDGET_STEPS, ev.FRAMESKIP, ev.HORIZON_BLOCKS) == (50, 5, 5)
     assert ev.PROTOCOL_CEM == {"num_samples": 300, "iterations": 30, "top_k": 30}
     states = np.arange(3 * 61 * 7, dtype=np.float64).reshape(3, 61, 7)
@@ -233,15 +234,6 @@ def test_collection_holds_the_draw_in_training_episodes_only(tmp_path):
     assert same5 >= 0.5 and same1 == 0.0
 
 
-def _state_model_module():
-    sys.path.insert(0, str(BENCH))
-    try:
-        from pusht_bench import state_model
-    finally:
-        sys.path.remove(str(BENCH))
-    return state_model
-
-
 def _points_episode(rng, steps=60):
     """A recorded episode in the bag's units (px / 1000): the agent moves 10 px per unit command per step, the
     block and its tip 60 px away stay put, the agent's velocity is the last step's motion per 0.1 s."""
@@ -255,7 +247,7 @@ def _points_episode(rng, steps=60):
 
 
 def test_state_model_transitions_energy_and_fit():
-    sm = _state_model_module()
+    sm = _bench_module("state_model")
     import torch
 
     ep = _points_episode(np.random.default_rng(0))
@@ -287,7 +279,7 @@ def test_state_model_transitions_energy_and_fit():
 
 def test_state_model_bag_without_the_agent_joint_state_is_a_bag_error(tmp_path):
     """run.py skips the bound's rows on a BagError (bags recorded before /joint_states); load_bag must raise it."""
-    sm = _state_model_module()
+    sm = _bench_module("state_model")
     from ami_world_model.data.bags import BagError, BagWriter
 
     with BagWriter(tmp_path / "bag") as bag:
