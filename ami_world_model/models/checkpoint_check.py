@@ -108,6 +108,9 @@ def check_world_model_limits(cfg: WorldModelConfig, where: str) -> None:
     _limit(problems, "state.dim", cfg.state.dim, MAX_ACTION_OR_STATE_DIM)
     _limit(problems, "readout.dim", cfg.readout.dim, MAX_ACTION_OR_STATE_DIM)
     _limit(problems, "readout.hidden", cfg.readout.hidden, MAX_EMBED_DIM)
+    _limit(problems, "pose_dynamics.hidden", cfg.pose_dynamics.hidden, MAX_EMBED_DIM)
+    _limit(problems, "pose_dynamics.depth", cfg.pose_dynamics.depth, MAX_DEPTH)
+    _limit(problems, "pose_dynamics.substeps", cfg.pose_dynamics.substeps, MAX_FRAMES)
     _raise(problems, where)
 
 

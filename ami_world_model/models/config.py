@@ -7,7 +7,7 @@ Size factories: ``WorldModelConfig.tiny()`` (the default, trains and plans on a 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from ami_world_model.config import ActionSpec, ConfigError, ImageSpec, StateSpec
 
@@ -139,6 +139,46 @@ class ReadoutConfig:
 
 
 @dataclass
+class PoseDynamicsConfig:
+    """Read-out-space dynamics (``models/pose_dynamics.py``): the read-out positions and the proprioceptive
+    state one recorded control period later, from the current ones and the command.
+
+    ``frame`` names two read-out objects that move as one rigid body (an origin and a point on it that gives
+    its heading, e.g. ``["block", "block_tip"]``): the head predicts in that body's frame, so what it learns
+    about a push at one place and angle holds at every other. Empty ``frame``: no head (the planner steps
+    the latent predictor). The command and, with ``planar_state``, the state come in (x, y) pairs in the
+    same world axes as the positions (a planar tool's velocity command and joint velocities).
+    """
+
+    frame: List[str] = field(default_factory=list)  # [origin object, heading object]; empty: no head
+    hidden: int = 256
+    depth: int = 3  # hidden layers
+    substeps: int = 1  # records per model step (the frame skip); the step's command is held through them
+    planar_state: bool = True  # rotate the state's (x, y) pairs into the body frame with the command
+    in_mean: List[float] = field(default_factory=list)  # feature normalisation (measured on the data)
+    in_std: List[float] = field(default_factory=list)
+    out_std: List[float] = field(default_factory=list)  # scale of each output (measured on the data)
+    metrics: Dict[str, Any] = field(default_factory=dict)  # held-out error per object (mm) vs no motion
+
+    def __post_init__(self) -> None:
+        if self.frame and (len(self.frame) != 2 or self.frame[0] == self.frame[1]):
+            raise ConfigError(f"PoseDynamicsConfig.frame must name two different objects, got {self.frame}")
+        if self.hidden < 1 or self.depth < 1 or self.substeps < 1:
+            raise ConfigError(f"PoseDynamicsConfig: hidden, depth and substeps must be positive, got {self}")
+        if len(self.in_mean) != len(self.in_std) or any(not s > 0 for s in self.in_std + self.out_std):
+            raise ConfigError("PoseDynamicsConfig: in_mean/in_std must pair up and in_std/out_std be positive")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.frame)
+
+    def sizes(self, objects: int, state_dim: int, action_dim: int) -> Tuple[int, int]:
+        """(features, outputs): other objects' positions, state and command in; their displacements, the
+        body's displacement and turn, and the next state out."""
+        return 2 * (objects - 2) + state_dim + action_dim, 2 * (objects - 2) + 3 + state_dim
+
+
+@dataclass
 class WorldModelConfig:
     """Everything needed to rebuild a WorldModel (stored in its checkpoint JSON)."""
 
@@ -146,6 +186,7 @@ class WorldModelConfig:
     action: ActionSpec = field(default_factory=ActionSpec)
     state: StateSpec = field(default_factory=StateSpec)
     readout: ReadoutConfig = field(default_factory=ReadoutConfig)
+    pose_dynamics: PoseDynamicsConfig = field(default_factory=PoseDynamicsConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     context_frames: int = 1  # k: frames of latents the predictor conditions on
@@ -163,6 +204,24 @@ class WorldModelConfig:
             raise ConfigError(f"StateSpec: mean/std must have {self.state.dim} entries, got {self.state}")
         if any(s <= 0 for s in self.state.std):
             raise ConfigError(f"StateSpec.std must be positive, got {self.state.std}")
+        if self.pose_dynamics.enabled:
+            self.check_pose_dynamics()
+
+    def check_pose_dynamics(self) -> None:
+        """ConfigError when the pose-dynamics head does not fit this model's read-out, state and action."""
+        pd = self.pose_dynamics
+        objects = self.readout.objects()
+        missing = [o for o in pd.frame if o not in objects]
+        if missing:
+            raise ConfigError(f"pose_dynamics.frame {pd.frame}: {missing} not among the read-out objects {objects}")
+        if self.action.dim % 2 or (pd.planar_state and self.state.dim % 2):
+            rotated = f" and the state (dim {self.state.dim})" if pd.planar_state else ""
+            raise ConfigError(f"pose dynamics rotate the command (dim {self.action.dim}){rotated} as (x, y) pairs: "
+                              "their dims must be even")
+        n_in, n_out = pd.sizes(len(objects), self.state.dim, self.action.dim)
+        if pd.in_mean and (len(pd.in_mean) != n_in or len(pd.out_std) != n_out):
+            raise ConfigError(f"pose_dynamics: {len(pd.in_mean)} features / {len(pd.out_std)} outputs stored, "
+                              f"the read-out, state and action need {n_in} / {n_out}")
 
     @property
     def num_latents(self) -> int:

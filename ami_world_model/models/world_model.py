@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from ami_world_model.models.config import WorldModelConfig
 from ami_world_model.models.encoder import Encoder
+from ami_world_model.models.pose_dynamics import PoseDynamics
 from ami_world_model.models.predictor import ACPredictor
 from ami_world_model.models.readout import Readout
 from ami_world_model.models.rollout import WorldModelState, rollout
@@ -23,6 +24,10 @@ class WorldModel(nn.Module):
         self.readout: Optional[Readout] = (Readout(config.readout, config.num_latents, config.latent_dim,
                                                    config.encoder.latent_grid(config.image))
                                            if config.readout.dim else None)
+        # Read-out-space dynamics (models/pose_dynamics.py): only with a read-out and a configured body frame.
+        self.pose_dynamics: Optional[PoseDynamics] = (
+            PoseDynamics(config.pose_dynamics, config.readout.objects(), config.state.dim, config.action.dim)
+            if config.pose_dynamics.enabled and config.readout.dim else None)
 
     @property
     def context_frames(self) -> int:

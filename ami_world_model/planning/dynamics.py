@@ -18,10 +18,11 @@ from typing import Any, Callable
 
 from torch import Tensor
 
+from ami_world_model.models.pose_dynamics import PoseState, make_pose_dynamics
 from ami_world_model.models.rollout import NextFn, WorldModelState, make_world_model_dynamics
 
-__all__ = ["DynamicsFn", "NextFn", "WorldModelState", "expand_state", "first_tensor", "make_world_model_dynamics",
-           "state_batch"]
+__all__ = ["DynamicsFn", "NextFn", "PoseState", "WorldModelState", "expand_state", "first_tensor",
+           "make_pose_dynamics", "make_world_model_dynamics", "state_batch"]
 
 DynamicsFn = Callable[[Any, Tensor], Any]
 
@@ -53,7 +54,7 @@ def first_tensor(state: Any) -> Tensor:
         return state.z
     if isinstance(state, (tuple, list)) and state:
         return first_tensor(state[0])
-    for name in ("z", "latest"):
+    for name in ("z", "latest", "positions"):
         value = getattr(state, name, None)
         if isinstance(value, Tensor):
             return value

@@ -92,6 +92,20 @@ def make_energy(kind: str = "l1", readout: Optional[Any] = None) -> EnergyFn:
     return energy
 
 
+def make_pose_energy(readout: Any) -> EnergyFn:
+    """``energy(state, goal) -> [S]`` for planning in read-out space (``models/pose_dynamics.PoseState``):
+    the read-out head's weighted planar distance (metres) of the predicted positions to the goal's ``[P]``."""
+
+    def pose_energy(state: Any, goal: Tensor) -> Tensor:
+        positions = latest_latent(state)
+        if positions.dim() != 2 or goal.numel() != positions.shape[1]:
+            raise ValueError(f"pose energy: positions {tuple(positions.shape)} and goal {tuple(goal.shape)} "
+                             "must be [S, P] and [P]")
+        return readout.distance(positions, goal.reshape(-1).to(positions.dtype)).float()
+
+    return pose_energy
+
+
 def rate_cost(actions: Tensor, prev_action: Tensor, scale: Tensor) -> Tensor:
     """Mean squared change of consecutive actions, normalised by ``scale`` (the action range).
 

@@ -56,11 +56,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       "fine-tune move them freely: small objects are learned sooner, the latent drifts further)")
     pred.add_argument("--readout-weight", action="append", default=[], metavar="OBJECT=W",
                       help="the read-out energy's weight of one object, e.g. tool=0.25 (default 1 each)")
+    pred.add_argument("--pose-dynamics-frame", default=None, metavar="ORIGIN,HEADING",
+                      help="with pose targets: also train read-out-space dynamics (models/pose_dynamics.py) in the "
+                      "frame of the rigid body these two read-out objects mark, e.g. block,block_tip")
+    pred.add_argument("--pose-dynamics-steps", type=int, default=None, help="optimiser steps of that head")
     bag = p.add_argument_group("rosbag2 input (when --data is a bag directory)")
     bag.add_argument("--image-topic", default=None)
     bag.add_argument("--action-topic", default=None)
     bag.add_argument("--action-fields", default=None, help="comma list, e.g. twist.linear.x,twist.linear.y")
-    bag.add_argument("--state-topic", default=None)
+    bag.add_argument("--state-topic", default=None, help="sensor_msgs/JointState topic (e.g. /joint_states)")
+    bag.add_argument("--state-field", choices=["position", "velocity", "effort"], default=None,
+                     help="the JointState member read as the state (default position)")
+    bag.add_argument("--state-joint", action="append", default=[], help="a joint to keep, in order (repeatable; "
+                     "default all, in the bag's order)")
     bag.add_argument("--tolerance-s", type=float, default=None)
     bag.add_argument("--frame-skip", type=int, default=1, help="one model step = k recorded frames (their commands "
                      "averaged); the predictor's training windows still start at every frame")
@@ -88,7 +96,10 @@ def load_data(args: argparse.Namespace, image: ImageSpec, every_frame: bool = Fa
         skip = {"frame_skip": 1, "action_box_skip": args.frame_skip} if every_frame else {"frame_skip": args.frame_skip}
         kw = {"image_size": [image.height, image.width], **skip,
               "pose_topics": list(args.pose_topic), "pose_names": list(args.pose_name)}
-        for name in ("image_topic", "action_topic", "state_topic", "tolerance_s", "image_crop", "action_frame_id"):
+        if args.state_joint:
+            kw["state_joints"] = list(args.state_joint)
+        for name in ("image_topic", "action_topic", "state_topic", "state_field", "tolerance_s", "image_crop",
+                     "action_frame_id"):
             if getattr(args, name) is not None:
                 kw[name] = getattr(args, name)
         if args.action_fields:
@@ -123,6 +134,21 @@ def _readout_config(base, args: argparse.Namespace):
             raise SystemExit(f"--readout-keep-weight {args.readout_keep_weight}: must be >= 0")
         kw["keep_weight"] = args.readout_keep_weight
     return replace(base, **kw)
+
+
+def _pose_dynamics_config(cfg, args: argparse.Namespace):
+    kw = {}
+    if args.pose_dynamics_frame is not None:
+        frame = [o.strip() for o in args.pose_dynamics_frame.split(",") if o.strip()]
+        if len(frame) != 2 or frame[0] == frame[1]:
+            raise SystemExit(f"--pose-dynamics-frame {args.pose_dynamics_frame!r}: expected two different read-out "
+                             "objects ORIGIN,HEADING, e.g. block,block_tip")
+        kw["frame"] = frame
+    if args.pose_dynamics_steps is not None:
+        if args.pose_dynamics_steps < 1:
+            raise SystemExit(f"--pose-dynamics-steps {args.pose_dynamics_steps}: must be >= 1")
+        kw["steps"] = args.pose_dynamics_steps
+    return replace(cfg.pose_dynamics, **kw)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -165,7 +191,8 @@ def main(args: argparse.Namespace) -> int:
                 cfg = replace(cfg, predictor=replace(cfg.predictor, **size))
             except ConfigError as e:
                 raise SystemExit(f"--predictor-width / --predictor-depth: {e}") from None
-            cfg = replace(cfg, readout=_readout_config(cfg.readout, args))
+            cfg = replace(cfg, readout=_readout_config(cfg.readout, args),
+                          pose_dynamics=_pose_dynamics_config(cfg, args))
             if args.frame_skip < 1:
                 raise SystemExit(f"--frame-skip {args.frame_skip}: must be >= 1")
             data = load_data(args, encoder.image, every_frame=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
@@ -33,6 +33,7 @@ from ami_world_model.training.losses import (
     predictor_losses,
     rollout_predictions,
 )
+from ami_world_model.training.train_pose_dynamics import PoseDynamicsTrainConfig, fit_pose_dynamics
 from ami_world_model.training.train_readout import (
     ReadoutTrainConfig,
     fit_readout,
@@ -72,6 +73,8 @@ class PredictorTrainConfig:
     # then add the read-out of the rolled-out latents to the predictor's loss with this weight.
     readout: ReadoutTrainConfig = field(default_factory=ReadoutTrainConfig)
     readout_loss_weight: float = 0.5
+    # With poses and a body frame (--pose-dynamics-frame): the read-out-space dynamics head (stage 2b).
+    pose_dynamics: PoseDynamicsTrainConfig = field(default_factory=PoseDynamicsTrainConfig)
 
 
 class _PredStep(nn.Module):
@@ -197,8 +200,21 @@ def train_predictor(data: EpisodeSet, encoder: Union[Encoder, str, Path], cfg: P
             encoder, train_frames, train_targets, wcfg.readout, cfg.readout, ctx.device, held, wcfg.num_latents,
             log if ctx.is_main else _quiet)
         wcfg.readout.metrics = ro_metrics
+    pose_head = None
+    if cfg.pose_dynamics.frame:  # stage 2b, on the recorded poses (deterministic too)
+        if not names:
+            raise ValueError("pose dynamics (--pose-dynamics-frame) need pose targets and a read-out "
+                             "(--pose-topic, --readout-steps > 0)")
+        wcfg.pose_dynamics = replace(wcfg.pose_dynamics, frame=list(cfg.pose_dynamics.frame))
+        wcfg.check_pose_dynamics()  # a frame that names no read-out object fails before the fit
+        pose_head, wcfg.pose_dynamics = fit_pose_dynamics(
+            train_set, val_set, wcfg.readout.objects(), cfg.frame_skip, cfg.pose_dynamics, ctx.device,
+            log if ctx.is_main else _quiet)
     torch.manual_seed(cfg.seed)
     model = WorldModel(wcfg)
+    if pose_head is not None and model.pose_dynamics is not None:
+        model.pose_dynamics.load_state_dict(pose_head.state_dict())
+        model.pose_dynamics.requires_grad_(False)
     model.encoder.load_state_dict(encoder.state_dict())
     model.encoder.requires_grad_(False)
     if head is not None and model.readout is not None:

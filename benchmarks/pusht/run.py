@@ -48,21 +48,21 @@ SIZES: Dict[str, Dict[str, Any]] = {
                  peer_max_steps=None, eval_episodes=50, offsets=[25, 50], protocol_cem=ev.PROTOCOL_CEM,
                  oracle_cem="node", protocol_cap_s=150.0, peer_node_cap_s=200.0,
                  oracle_mid_cem=dict(num_samples=128, iterations=10, top_k=16), oracle_mid_cap_s=100.0,
-                 state_steps=6000),
+                 state_steps=6000, pose_dynamics_steps=15000),
     # An indicative run that fits about 30 min on a loaded 2-core machine (10 episodes, goals 25 steps ahead).
     "medium": dict(resolution=64, episodes=100, steps=100, heldout_episodes=10, heldout_steps=80, push_fraction=0.0,
                    pool=None, enc_steps=200, readout_steps=300, readout_kind="spatial", readout_keep_weight=None,
                    pred_steps=1200, batch=64, peer_batch=32,
                    peer_max_steps=None,
                    eval_episodes=10, offsets=[25], protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node",
-                   protocol_cap_s=420.0, state_steps=2000),
+                   protocol_cap_s=420.0, state_steps=2000, pose_dynamics_steps=5000),
     "small": dict(resolution=64, episodes=2, steps=30, heldout_episodes=1, heldout_steps=55, push_fraction=0.0,
                   pool=1, enc_steps=1, readout_steps=1, readout_kind="spatial", readout_keep_weight=0.0,
                   pred_steps=1, predictor_width=32, predictor_depth=1, batch=8, peer_batch=4,
                   peer_max_steps=1,
                   eval_episodes=1, offsets=[25], protocol_cem=dict(num_samples=8, iterations=2, top_k=4),
                   oracle_cem=dict(num_samples=8, iterations=2, top_k=4), protocol_cap_s=None,
-                  node_cem=dict(num_samples=16, iterations=2, top_k=4), state_steps=2),
+                  node_cem=dict(num_samples=16, iterations=2, top_k=4), state_steps=2, pose_dynamics_steps=2),
 }
 
 # Run 2's configuration (the headline before run 5): the default 4 x 4 latent grid with the read-out's pull
@@ -153,9 +153,12 @@ def main(argv=None) -> int:
                                    readout_steps=S["readout_steps"],
                                    readout_kind=S["readout_kind"], pool=S["pool"],
                                    readout_keep_weight=S["readout_keep_weight"],
-                                   predictor_width=S.get("predictor_width"), predictor_depth=S.get("predictor_depth"))
+                                   predictor_width=S.get("predictor_width"), predictor_depth=S.get("predictor_depth"),
+                                   state_topic=collect_mod.AGENT_STATE_TOPIC, state_field=collect_mod.AGENT_STATE_FIELD,
+                                   state_joints=collect_mod.AGENT_JOINTS, pose_dynamics_frame=("block", "block_tip"),
+                                   pose_dynamics_steps=S["pose_dynamics_steps"])
         info_path.write_text(json.dumps(ours_info, indent=1, default=float))
-    ours = ours_mod.OursPlanning(ours_info["checkpoint"], energy_kind="auto")
+    ours = ours_mod.OursPlanning(ours_info["checkpoint"], energy_kind="auto", proprio=collect_mod.agent_joint_velocity)
     low, high = ours.low, ours.high  # every planner searches the same box: the data's block-action range
 
     # 3. the peer(s), same frames, same wall clock as ours
@@ -192,12 +195,17 @@ def main(argv=None) -> int:
     oracle_budget = node if S["oracle_cem"] == "node" else S["oracle_cem"]
     proto = S["protocol_cem"]
     # (planner, params, train seconds, CEM budget, evaluation time cap per goal offset or None)
-    planners: Dict[str, Any] = {
-        "ours (protocol CEM)": (ev.ModelPlanner(ours, cem(proto), low, high), ours.params(), ours_info["train_s"],
-                                proto, S["protocol_cap_s"]),
-        "ours (node budget)": (ev.ModelPlanner(ours, cem(node), low, high), ours.params(), ours_info["train_s"],
-                               node, None),
-    }
+    # Ours plans in read-out space with its pose-dynamics head (perception: our encoder + read-out; the
+    # agent's joint velocity as a robot reports it); the latent predictor's row is kept beside it at the node
+    # budget. Its protocol-CEM row (1/8 in run 6, 5 min capped to 8 episodes) is no longer run.
+    planners: Dict[str, Any] = {}
+    if ours.has_pose_dynamics:
+        planners["ours (pose dynamics; protocol CEM)"] = (ev.PosePlanner(ours, cem(proto), low, high), ours.params(),
+                                                          ours_info["train_s"], proto, None)
+        planners["ours (pose dynamics; node budget)"] = (ev.PosePlanner(ours, cem(node), low, high), ours.params(),
+                                                         ours_info["train_s"], node, None)
+    planners["ours (latent predictor; node budget)"] = (ev.ModelPlanner(ours, cem(node), low, high), ours.params(),
+                                                        ours_info["train_s"], node, None)
     for kind, tr in peers.items():
         adapter = peer_mod.PeerPlanning(tr["model"], peer_mod.PeerConfig(**tr["metrics"]["config"]), tr["windows"])
         m = tr["metrics"]
@@ -232,7 +240,8 @@ def main(argv=None) -> int:
     diagnostics = {"ours": {"energy": "readout" if ours.has_readout else "l1",
                             **ev.energy_quality(ours, held, S["offsets"][0])},
                    "ours_l1": {"energy": "l1", **ev.energy_quality(
-                       ours_mod.OursPlanning(ours_info["checkpoint"], energy_kind="l1"), held, S["offsets"][0])}}
+                       ours_mod.OursPlanning(ours_info["checkpoint"], energy_kind="l1",
+                                             proprio=collect_mod.agent_joint_velocity), held, S["offsets"][0])}}
     if ours.has_readout and "poses" in held:
         diagnostics["ours_readout_px"] = ev.readout_error_px(ours, held, collect_mod.POSE_SCALE)
         # The predictor under the evaluation's held actions: random plans in the box, and the node-budget CEM's.

@@ -45,6 +45,7 @@ POSE_TOPICS = ("/agent_pose", "/block_pose", "/block_tip_pose")
 # The agent as a robot reports itself: position and velocity (env px and px/s, x POSE_SCALE). Only the
 # state-model bound reads it (state_model.py); ours and the peer train on the image and the command.
 AGENT_STATE_TOPIC = "/joint_states"
+AGENT_STATE_FIELD = "velocity"  # what ours reads of it as its proprioceptive state (--state-field)
 AGENT_JOINTS = ("agent_x", "agent_y")
 POSE_FRAME = "pusht"
 POSE_SCALE = 1e-3  # pose units per env pixel: positions are px / 1000, so read-out errors in "mm" are px
@@ -220,3 +221,7 @@ def load_heldout(path: Path) -> Dict[str, np.ndarray]:
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
 
+
+def agent_joint_velocity(obs: np.ndarray) -> np.ndarray:
+    """The env's 7-D observation -> the agent's joint velocity as /joint_states records it (x POSE_SCALE)."""
+    return np.asarray(obs[5:7], dtype=np.float64) * POSE_SCALE

@@ -86,8 +86,29 @@ class ModelPlanner:
 
     @torch.no_grad()
     def plan(self, frame: np.ndarray, env: Any) -> np.ndarray:
-        state0 = self.adapter.state0(self.adapter.encode(frame))
+        state0 = self.adapter.state0(self.adapter.encode(frame), env.unwrapped._get_obs())
         res = self.ctrl.plan(state0, self.goal, self.adapter.dynamics, energy=getattr(self.adapter, "energy", None))
+        return res.actions.cpu().numpy()
+
+
+class PosePlanner:
+    """Plans in read-out space with ours' pose-dynamics head: the positions our read-out sees in the current
+    frame (and the robot's joint state) are stepped by the head; the energy is the read-out distance to the
+    positions seen in the goal image. No simulator state is used."""
+
+    def __init__(self, adapter: Any, cfg: PlannerConfig, low: Sequence[float], high: Sequence[float]) -> None:
+        self.adapter, self.cfg = adapter, cfg
+        self.ctrl = RecedingHorizonController(cfg, low, high)
+        self.goal: Optional[torch.Tensor] = None
+
+    def begin(self, goal_frame: np.ndarray, goal_state: np.ndarray) -> None:
+        self.ctrl.reset()
+        self.goal = self.adapter.positions(self.adapter.encode(goal_frame))
+
+    @torch.no_grad()
+    def plan(self, frame: np.ndarray, env: Any) -> np.ndarray:
+        state0 = self.adapter.pose_state0(self.adapter.encode(frame), env.unwrapped._get_obs())
+        res = self.ctrl.plan(state0, self.goal, self.adapter.pose_dynamics, energy=self.adapter.pose_energy)
         return res.actions.cpu().numpy()
 
 
@@ -274,7 +295,7 @@ def predicted_readout_error_px(adapter: Any, env: Any, episodes: List[Dict[str, 
         actions = np.asarray(plans(frame, env, info), dtype=np.float32)
         z0 = adapter.encode(frame)
         start = adapter.readout_px(z0, pose_scale).numpy().reshape(-1, 2)
-        state, pred, true = adapter.state0(z0), [], []
+        state, pred, true = adapter.state0(z0, env.unwrapped._get_obs()), [], []
         for a in actions:
             state = adapter.dynamics(state, torch.from_numpy(a)[None])
             pred.append(adapter.readout_px(state.latest[0], pose_scale).numpy().reshape(-1, 2))

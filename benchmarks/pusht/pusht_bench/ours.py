@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +23,8 @@ import torch
 from ami_world_model.evaluation.energy_quality import model_energy
 from ami_world_model.models.checkpoint import load_world_model
 from ami_world_model.models.config import EncoderConfig, PredictorConfig, ReadoutConfig
-from ami_world_model.planning.dynamics import WorldModelState, make_world_model_dynamics
+from ami_world_model.planning.dynamics import PoseState, WorldModelState, make_pose_dynamics, make_world_model_dynamics
+from ami_world_model.planning.energy import make_pose_energy
 from ami_world_model.training.train_readout import ReadoutTrainConfig
 
 
@@ -40,11 +41,14 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
           batch_size: int, env: Dict[str, str], seed: int = 0, pose_topics: Sequence[str] = (),
           readout_steps: int = 0, readout_kind: Optional[str] = None, pool: Optional[int] = None,
           readout_keep_weight: Optional[float] = None, predictor_width: Optional[int] = None,
-          predictor_depth: Optional[int] = None) -> Dict[str, Any]:
+          predictor_depth: Optional[int] = None, state_topic: Optional[str] = None, state_field: Optional[str] = None,
+          state_joints: Sequence[str] = (), pose_dynamics_frame: Sequence[str] = (),
+          pose_dynamics_steps: Optional[int] = None) -> Dict[str, Any]:
     """`ami-wm train encoder` (``--pool`` when given) then `ami-wm train predictor` (``--predictor-width`` /
     ``--predictor-depth`` when given; ``--pose-topic`` per pose topic and ``--readout-steps``,
-    ``--readout-kind`` and ``--readout-keep-weight`` when there are any); returns the checkpoint stem and
-    timings."""
+    ``--readout-kind`` and ``--readout-keep-weight`` when there are any; ``--state-topic`` / ``--state-field`` /
+    ``--state-joint`` and ``--pose-dynamics-frame`` / ``--pose-dynamics-steps`` when given); returns the
+    checkpoint stem and timings."""
     out_dir.mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "-m", "ami_world_model.cli", "train"]
     common = ["--batch-size", str(batch_size), "--seed", str(seed), "--no-progress"]
@@ -53,6 +57,12 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
         poses += ["--readout-steps", str(readout_steps)]
         poses += ["--readout-kind", readout_kind] if readout_kind else []
         poses += ["--readout-keep-weight", str(readout_keep_weight)] if readout_keep_weight is not None else []
+    if state_topic:
+        poses += ["--state-topic", state_topic] + (["--state-field", state_field] if state_field else [])
+        poses += [arg for joint in state_joints for arg in ("--state-joint", joint)]
+    if pose_dynamics_frame:
+        poses += ["--pose-dynamics-frame", ",".join(pose_dynamics_frame)]
+        poses += ["--pose-dynamics-steps", str(pose_dynamics_steps)] if pose_dynamics_steps is not None else []
     pooling = ["--pool", str(pool)] if pool is not None else []
     sizing = ["--predictor-width", str(predictor_width)] if predictor_width is not None else []
     sizing += ["--predictor-depth", str(predictor_depth)] if predictor_depth is not None else []
@@ -73,6 +83,8 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
             "pool": EncoderConfig().pool if pool is None else pool,
             "predictor_width": PredictorConfig().embed_dim if predictor_width is None else predictor_width,
             "predictor_depth": PredictorConfig().depth if predictor_depth is None else predictor_depth,
+            "state_topic": state_topic, "state_field": state_field,
+            "pose_dynamics_frame": list(pose_dynamics_frame), "pose_dynamics_steps": pose_dynamics_steps,
             "encoder_metrics": enc, "predictor_metrics": pred}
 
 
@@ -81,16 +93,27 @@ class OursPlanning:
 
     ``energy_kind`` as the node's ``planner.energy``: "auto" is the read-out distance when the checkpoint has
     a read-out head, else the latent L1; "l1" forces the latent L1 (the diagnostics compare the two).
+    ``proprio(obs)``: the env's observation -> the model's proprioceptive state, as the bag recorded it; needed
+    when the checkpoint was trained with one (``--state-topic``).
+
+    With a pose-dynamics head (``--pose-dynamics-frame``), ``pose_state0`` / ``pose_dynamics`` /
+    ``pose_energy`` plan in read-out space: the start and goal positions are what the read-out sees in the
+    current and the goal image, the head steps them.
     """
 
-    def __init__(self, checkpoint: str, energy_kind: str = "auto") -> None:
+    def __init__(self, checkpoint: str, energy_kind: str = "auto",
+                 proprio: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> None:
         self.model = load_world_model(checkpoint).eval()
+        self.proprio = proprio
         self.energy_kind = energy_kind
         self.energy = model_energy(self.model, energy_kind)  # (state, goal [N, D]) -> [S]; the planner's
         self.k = self.model.context_frames
         self.dynamics = make_world_model_dynamics(self.model.next, self.k)
         spec = self.model.config.action
         self.low, self.high = list(spec.low), list(spec.high)
+        head = self.model.pose_dynamics
+        self.pose_dynamics = make_pose_dynamics(head) if head is not None else None
+        self.pose_energy = make_pose_energy(self.model.readout) if head is not None else None
 
     @torch.no_grad()
     def encode(self, frame_u8: np.ndarray) -> torch.Tensor:
@@ -98,8 +121,33 @@ class OursPlanning:
         img = torch.from_numpy(np.ascontiguousarray(frame_u8)).float().div(255.0).permute(2, 0, 1)[None]
         return self.model.encode(img)[0]
 
-    def state0(self, z: torch.Tensor) -> WorldModelState:
-        return WorldModelState.from_history(z[None], None, self.k, action_dim=len(self.low))
+    def proprio_state(self, obs: Optional[np.ndarray]) -> Optional[torch.Tensor]:
+        """``[1, S]`` the model's state from the env's observation, or None for a model without one."""
+        if not self.model.config.state.dim:
+            return None
+        if obs is None or self.proprio is None:
+            raise ValueError("this checkpoint uses a proprioceptive state: give OursPlanning proprio= and the obs")
+        return torch.from_numpy(np.asarray(self.proprio(obs), dtype=np.float32))[None]
+
+    def state0(self, z: torch.Tensor, obs: Optional[np.ndarray] = None) -> WorldModelState:
+        """The latent predictor's start: the frame repeated k times (and its state, held, when it has one)."""
+        state = WorldModelState.from_history(z[None], None, self.k, action_dim=len(self.low))
+        s = self.proprio_state(obs)
+        if s is not None:
+            state = WorldModelState(state.z, state.actions, s[:, None].expand(1, self.k, -1))
+        return state
+
+    @property
+    def has_pose_dynamics(self) -> bool:
+        return self.pose_dynamics is not None
+
+    @torch.no_grad()
+    def positions(self, z: torch.Tensor) -> torch.Tensor:
+        """``[N, D]`` latent -> ``[P]`` read-out positions (the head's units)."""
+        return self.model.readout(z[None])[0]
+
+    def pose_state0(self, z: torch.Tensor, obs: Optional[np.ndarray] = None) -> PoseState:
+        return PoseState(self.positions(z)[None], self.proprio_state(obs))
 
     @property
     def has_readout(self) -> bool:

@@ -211,7 +211,8 @@ class PeerPlanning:
         pixels = to_pixels(torch.from_numpy(np.ascontiguousarray(frame_u8)))[None, None]  # [1, 1, 3, H, W]
         return self.model.encode({"pixels": pixels})["emb"][0, 0]
 
-    def state0(self, emb: Tensor) -> PeerState:
+    def state0(self, emb: Tensor, obs: Any = None) -> PeerState:
+        """The frame repeated over the history (``obs``, the env's state, is not used: the peer sees pixels)."""
         h, d = self.cfg.history, emb.shape[-1]
         z = emb.view(1, 1, d).expand(1, h, d).clone()
         return PeerState(z, torch.zeros(1, h, self.mean.numel()), 1)
