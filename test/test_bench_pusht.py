@@ -173,6 +173,12 @@ def test_bench_pusht_smoke(tmp_path):
             arr = np.asarray(pr[key])
             assert arr.shape == (5, 3) and np.all(np.isfinite(arr)) and np.all(arr >= 0)
     assert res["peers"]["lewm"]["steps"] == 1 and res["peers"]["lewm"]["params"] > 1_000_000
+    # Ours reads the agent's joint velocity as its state and has the pose-dynamics head in the block's frame.
+    assert wm["config"]["state"]["names"] == ["agent_x", "agent_y"]
+    assert (res["ours"]["state_topic"], res["ours"]["state_field"]) == ("/joint_states", "velocity")
+    pdc = wm["config"]["pose_dynamics"]
+    assert pdc["frame"] == ["block", "block_tip"] and pdc["substeps"] == 5 and pdc["metrics"]["steps"] == 2
+    assert set(pdc["metrics"]["val_step_error_mm"]["predicted"]) == {"agent", "block", "block_tip"}
 
     # The agent's joint state (position, velocity; x POSE_SCALE) per frame, and the state-model bound on it.
     js = load_episodes(out / "bag", BagSpec(image_size=[64, 64], state_topic="/joint_states",
@@ -185,7 +191,8 @@ def test_bench_pusht_smoke(tmp_path):
 
     # A 1-episode evaluation per planner, with the protocol's fields.
     names = set(res["planners"])
-    assert {"ours (protocol CEM)", "ours (node budget)", "lewm (peer, protocol CEM)",
+    assert {"ours (pose dynamics; protocol CEM)", "ours (pose dynamics; node budget)",
+            "ours (latent predictor; node budget)", "lewm (peer, protocol CEM)",
             "oracle (CEM on the simulator)", "random",
             "state model (true state, learned dynamics; protocol CEM)",
             "state model (true state, learned dynamics; node budget)",

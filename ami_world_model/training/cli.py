@@ -137,6 +137,7 @@ def _readout_config(base, args: argparse.Namespace):
 
 
 def _pose_dynamics_config(cfg, args: argparse.Namespace):
+    """``cfg.pose_dynamics`` with --pose-dynamics-frame / --pose-dynamics-steps; SystemExit on bad values."""
     kw = {}
     if args.pose_dynamics_frame is not None:
         frame = [o.strip() for o in args.pose_dynamics_frame.split(",") if o.strip()]
@@ -183,6 +184,7 @@ def main(args: argparse.Namespace) -> int:
             if args.encoder is None:
                 print("ami-wm train predictor: --encoder <checkpoint> is required", file=sys.stderr)
                 return 2
+            pose_dynamics = _pose_dynamics_config(PredictorTrainConfig(), args)  # usage errors before any loading
             encoder, _ = load_encoder(args.encoder)
             cfg = replace(PredictorTrainConfig(), **common_kw, **_overrides(args, ["context_frames", "horizon"]))
             size = {name: value for name, value in (("embed_dim", args.predictor_width),
@@ -192,7 +194,7 @@ def main(args: argparse.Namespace) -> int:
             except ConfigError as e:
                 raise SystemExit(f"--predictor-width / --predictor-depth: {e}") from None
             cfg = replace(cfg, readout=_readout_config(cfg.readout, args),
-                          pose_dynamics=_pose_dynamics_config(cfg, args))
+                          pose_dynamics=pose_dynamics)
             if args.frame_skip < 1:
                 raise SystemExit(f"--frame-skip {args.frame_skip}: must be >= 1")
             data = load_data(args, encoder.image, every_frame=True)
