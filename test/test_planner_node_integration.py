@@ -251,3 +251,22 @@ def test_without_servo_command_type_a_humble_servo_is_started(monkeypatch, capfd
         ex.shutdown()
         node.destroy_node()
         server.destroy_node()
+
+
+def test_a_model_with_a_pose_dynamics_head_is_planned_with_it_by_default(tmp_path):
+    from ami_world_model.models.config import PoseDynamicsConfig, ReadoutConfig
+
+    names = ["tool.x", "tool.y", "block.x", "block.y", "block_tip.x", "block_tip.y"]
+    ckpt = save_tiny(tmp_path / "pose", readout=ReadoutConfig(names=names, mean=[0.0] * 6, std=[1.0] * 6, hidden=8),
+                     pose_dynamics=PoseDynamicsConfig(frame=["block", "block_tip"], hidden=8))
+    h = _start("pose_dynamics", ckpt)
+    s = Streamer(h.image_pub)
+    try:
+        activate(h)
+        s.start()
+        assert wait_for(lambda: len(h.messages()) >= 3, 5.0), "no commands"
+        assert h.status_value("planner_budget")["dynamics"] == "pose", h.status()
+        assert h.status_value("safety_state") == "commanding", h.status()
+    finally:
+        s.stop()
+        h.close()

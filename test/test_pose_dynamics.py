@@ -241,3 +241,48 @@ def test_train_predictor_fits_the_head_with_the_model_and_the_cli_refuses_a_bad_
     with pytest.raises(SystemExit, match="two different read-out objects"):
         cli_main(["train", "predictor", "--data", str(tmp_path / "none.npz"), "--encoder", "x", "--out",
                   str(tmp_path / "o"), "--pose-dynamics-frame", "block"])
+
+
+def test_the_node_engine_plans_with_the_head_and_keeps_the_latent_predictor_for_surprise(tmp_path):
+    from ami_world_model.control.engine import PlanningEngine
+    from ami_world_model.node_config import PlannerNodeConfig
+
+    torch.manual_seed(0)
+    cfg = _tiny_world_model_config(pose_dynamics=PoseDynamicsConfig(frame=["block", "block_tip"], hidden=8))
+    model = WorldModel(cfg).eval()
+    save_world_model(model, tmp_path / "wm")
+    params = {"checkpoint": str(tmp_path / "wm"), "backend": "torch"}
+    engine = PlanningEngine(PlannerNodeConfig.from_params(params), tmp_path / "wm")
+    try:
+        assert engine.dynamics_kind == "pose" and engine.budget_info()["dynamics"] == "pose"
+        engine.warm_up()
+        h, w = engine.image_hw
+        rng = np.random.default_rng(0)
+        goal, now = rng.random((3, h, w), dtype=np.float32), rng.random((3, h, w), dtype=np.float32)
+        engine.set_goal(goal)
+        joint_state = [0.01, -0.02]
+        res = engine.step(now, joint_state, None)
+        with torch.no_grad():
+            p_goal = model.read_out(model.encode(torch.from_numpy(goal)[None]))
+            p_now = model.read_out(model.encode(torch.from_numpy(now)[None]))
+            # the energy now is the read-out distance between the two images' positions ...
+            assert res.current_energy == pytest.approx(float(model.readout.distance(p_now, p_goal[0])), rel=1e-4)
+            # ... and the plan's energy is that of its actions stepped through the head from here
+            pos, vel = p_now, torch.tensor([joint_state])
+            for a in torch.from_numpy(res.actions):
+                pos, vel = model.pose_dynamics.step(pos, vel, a[None])
+            assert res.planned_energy == pytest.approx(float(model.readout.distance(pos, p_goal[0])), rel=1e-4)
+        engine.record_sent(res.action)  # the surprise prediction still steps the latent predictor
+        assert engine._predicted is not None and engine._predicted.shape == (cfg.num_latents, cfg.latent_dim)
+    finally:
+        engine.close()
+    latent = PlanningEngine(PlannerNodeConfig.from_params({**params, "planner.dynamics": "latent"}), tmp_path / "wm")
+    assert latent.dynamics_kind == "latent"
+    latent.close()
+    with pytest.raises(ValueError, match="asks for latents"):
+        PlanningEngine(PlannerNodeConfig.from_params({**params, "planner.dynamics": "pose", "planner.energy": "l1"}),
+                       tmp_path / "wm")
+    save_world_model(WorldModel(_tiny_world_model_config()), tmp_path / "bare")
+    with pytest.raises(ValueError, match="no pose-dynamics head"):
+        PlanningEngine(PlannerNodeConfig.from_params({"checkpoint": str(tmp_path / "bare"), "backend": "torch",
+                                                      "planner.dynamics": "pose"}), tmp_path / "bare")

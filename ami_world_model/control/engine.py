@@ -24,12 +24,14 @@ from ami_world_model.data.frame_skip import step_mean_action
 from ami_world_model.data.image_decoding import parse_crop
 from ami_world_model.node_config import PlannerNodeConfig
 from ami_world_model.planning import (
+    PoseState,
     RecedingHorizonController,
     WorldModelState,
+    make_pose_dynamics,
     make_world_model_dynamics,
 )
 from ami_world_model.planning.budget import BudgetChoice, choose_budget, make_planner_rollout, make_rollout_timer
-from ami_world_model.planning.energy import make_energy, resolve_energy_kind
+from ami_world_model.planning.energy import make_energy, make_pose_energy, resolve_dynamics_kind, resolve_energy_kind
 
 TWIST_FIELDS = tuple(f"{a}.{c}" for a in ("linear", "angular") for c in "xyz")
 # Auto-sizing times each rollout size this many times and takes the median: on a loaded machine one slow
@@ -99,7 +101,18 @@ class PlanningEngine:
         self.energy = make_energy(self.energy_kind, self.backend.readout)
         self._state_vec: Optional[torch.Tensor] = None
         self.dynamics = make_world_model_dynamics(self._next, self.k)
+        # What the planner steps (planner.dynamics): the latent predictor, or the read-out-space head
+        # (models/pose_dynamics.py) from the positions the read-out sees now, to those it sees in the goal
+        # image. The latent predictor gives the one-step surprise either way.
+        self.dynamics_kind = resolve_dynamics_kind(pcfg.dynamics, self.backend.pose_dynamics is not None,
+                                                   self.energy_kind)
+        if self.dynamics_kind == "pose":
+            self.plan_dynamics: Callable[..., Any] = make_pose_dynamics(self.backend.pose_dynamics)
+            self.plan_energy: Callable[..., torch.Tensor] = make_pose_energy(self.backend.readout)
+        else:
+            self.plan_dynamics, self.plan_energy = self.dynamics, self.energy
         self.goal: Optional[torch.Tensor] = None  # [1, N, D]
+        self.plan_goal: Optional[torch.Tensor] = None  # what the planner's energy compares with: goal or [P]
         self.goal_image: Optional[np.ndarray] = None  # [3, H, W]
         # A model trained with frame skip steps `skip` control ticks at once (its action is the mean command
         # over those ticks). The node still commands every tick; the history below is kept per tick.
@@ -169,6 +182,8 @@ class PlanningEngine:
         n = self.cfg.planner.num_samples
         actions = torch.zeros(n, self.action_dim, device=self.backend.device)
         self.dynamics(state.expand_batch(n), actions)
+        if self.dynamics_kind == "pose":
+            self.plan_dynamics(self._pose_state(z).expand_batch(n), actions)
         if self.deadline_s is not None and self.cfg.planner_autosize:
             self.autosize(image=np.zeros((3, h, w), np.float32), clock=clock)
 
@@ -183,9 +198,14 @@ class PlanningEngine:
             raise RuntimeError("autosize: fixed-budget mode has no deadline to fit")
         pcfg = self.cfg.planner
         z = self.encode(image)  # [N, D]
-        state = WorldModelState.from_history(z[None], None, self.k, self.action_dim)
-        goal = z.unsqueeze(0)  # [1, N, D]
-        rollout = make_planner_rollout(self.dynamics, state, goal, pcfg.horizon_steps, self.action_dim, self.energy)
+        if self.dynamics_kind == "pose":
+            state: Any = self._pose_state(z)
+            goal = state.positions[0]  # [P]
+        else:
+            state = WorldModelState.from_history(z[None], None, self.k, self.action_dim)
+            goal = z.unsqueeze(0)  # [1, N, D]
+        rollout = make_planner_rollout(self.plan_dynamics, state, goal, pcfg.horizon_steps, self.action_dim,
+                                       self.plan_energy)
         timer = make_rollout_timer(rollout, repeats=AUTOSIZE_REPEATS, warmup=1, clock=clock)
         zero = torch.zeros(1, self.action_dim, device=self.backend.device)
 
@@ -221,7 +241,8 @@ class PlanningEngine:
         else:
             state = "reduced" if c.reduced and c.fits else ("too_slow" if not c.fits else "kept")
         info: Dict[str, Any] = {
-            "mode": self.mode, "method": p.method, "num_samples": p.num_samples, "iterations": p.iterations,
+            "mode": self.mode, "dynamics": self.dynamics_kind, "method": p.method, "num_samples": p.num_samples,
+            "iterations": p.iterations,
             "top_k": p.top_k, "horizon_steps": p.horizon_steps, "deadline_s": self.deadline_s, "autosize": state,
             "configured_num_samples": self.cfg.planner.num_samples,
             "configured_iterations": self.cfg.planner.iterations,
@@ -255,13 +276,21 @@ class PlanningEngine:
 
     def set_goal(self, image: np.ndarray) -> None:
         self.goal = self.encode(image).unsqueeze(0)
+        self.plan_goal = self._pose_state(self.goal[0]).positions[0] if self.dynamics_kind == "pose" else self.goal
         self.goal_image = image
         self.reset()
 
     def clear_goal(self) -> None:
         self.goal = None
+        self.plan_goal = None
         self.goal_image = None
         self.reset()
+
+    @torch.no_grad()
+    def _pose_state(self, z: torch.Tensor) -> PoseState:
+        """Batch-1 read-out-space state: the positions the read-out sees in ``z [N, D]`` and the joint state."""
+        state = self._state_vec[None] if self.uses_state else None
+        return PoseState(self.backend.readout(z[None]), state)
 
     def reset(self) -> None:
         """Forget history, pending prediction and warm start (after any stop: re-read the world)."""
@@ -297,11 +326,12 @@ class PlanningEngine:
             surprise = float((self._predicted - z).abs().mean()) / self.surprise_scale
         self._predicted = None
         self._z_ticks.append(z)
-        state0 = self._state_at(len(self._z_ticks) - 1)
+        state0 = self._pose_state(z) if self.dynamics_kind == "pose" else self._state_at(len(self._z_ticks) - 1)
         with torch.no_grad():
-            current = float(self.energy(state0, self.goal)[0])
+            current = float(self.plan_energy(state0, self.plan_goal)[0])
         remaining = None if deadline_s is None else max(1e-3, deadline_s - (time.perf_counter() - t0))
-        res = self.controller.plan(state0, self.goal, self.dynamics, deadline_s=remaining, energy=self.energy)
+        res = self.controller.plan(state0, self.plan_goal, self.plan_dynamics, deadline_s=remaining,
+                                   energy=self.plan_energy)
         t2 = time.perf_counter()
         action = [float(x) for x in res.actions[0].tolist()]
         return StepResult(action, res.actions.detach().cpu().numpy(), current, float(res.energy),

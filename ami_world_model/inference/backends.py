@@ -134,6 +134,8 @@ def make_backend(
 def _with_readout(backend: Backend, model: WorldModel) -> Backend:
     if model.readout is not None:
         backend.readout = copy.deepcopy(model.readout).to(backend.device).eval().requires_grad_(False)
+    if model.pose_dynamics is not None:
+        backend.pose_dynamics = copy.deepcopy(model.pose_dynamics).to(backend.device).eval().requires_grad_(False)
     return backend
 
 

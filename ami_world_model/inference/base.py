@@ -25,6 +25,8 @@ class Backend(abc.ABC):
         # The read-out head (models/readout.py) of a model trained with poses. It runs in torch on every
         # backend: a two-layer MLP per candidate, small next to the predictor, so it is not exported.
         self.readout: Optional[torch.nn.Module] = None
+        # The read-out-space dynamics head (models/pose_dynamics.py), likewise in torch on every backend.
+        self.pose_dynamics: Optional[torch.nn.Module] = None
 
     @property
     def has_readout(self) -> bool:

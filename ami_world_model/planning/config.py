@@ -15,6 +15,7 @@ from ami_world_model.config import ConfigError, check_params, param
 
 METHODS = ("cem", "mppi")
 ENERGIES = ("auto", "l1", "l2", "readout")
+DYNAMICS = ("auto", "latent", "pose")
 
 
 @dataclass
@@ -48,6 +49,10 @@ class PlannerConfig:
                                 "(weighted distance of the tool and object positions the model's read-out "
                                 "head sees, metres), auto (readout when the model has the head, else l1).",
                         choices=ENERGIES)
+    dynamics: str = param("auto", "What the planner steps: latent (the latent predictor), pose (the read-out-space "
+                                  "dynamics head of a model trained with --pose-dynamics-frame: positions and "
+                                  "joint state one control period at a time, energy the read-out distance), auto "
+                                  "(pose when the model has the head, else latent).", choices=DYNAMICS)
     sum_intermediate: bool = param(False, "Sum the energy over all H predicted steps instead of the last only.")
     rate_penalty: float = param(0.0, "Weight of the mean squared (normalised) action change, including vs the "
                                      "last command.", lo=0.0, hi=1e6)
@@ -68,6 +73,8 @@ class PlannerConfig:
             raise ConfigError(f"PlannerConfig.method must be one of {METHODS}, got {self.method!r}")
         if self.energy not in ENERGIES:
             raise ConfigError(f"PlannerConfig.energy must be one of {ENERGIES}, got {self.energy!r}")
+        if self.dynamics not in DYNAMICS:
+            raise ConfigError(f"PlannerConfig.dynamics must be one of {DYNAMICS}, got {self.dynamics!r}")
         for name in ("num_samples", "horizon_steps", "iterations", "top_k"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

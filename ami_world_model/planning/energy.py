@@ -65,6 +65,22 @@ def resolve_energy_kind(kind: str, has_readout: bool) -> str:
     return kind
 
 
+def resolve_dynamics_kind(kind: str, has_pose_dynamics: bool, energy_kind: str) -> str:
+    """"auto" -> "pose" when the model has the pose-dynamics head, else "latent". "pose" without the head, or
+    with an energy other than the read-out distance it plans on, is an error."""
+    if kind == "auto":
+        kind = "pose" if has_pose_dynamics and energy_kind == "readout" else "latent"
+    if kind == "pose" and not has_pose_dynamics:
+        raise ValueError("planner.dynamics 'pose' needs a model trained with --pose-dynamics-frame; this one has "
+                         "no pose-dynamics head: use 'auto' or 'latent'")
+    if kind == "pose" and energy_kind != "readout":
+        raise ValueError(f"planner.dynamics 'pose' plans on the read-out positions, so its energy is their "
+                         f"distance; planner.energy {energy_kind!r} asks for latents: use 'auto' or 'readout'")
+    if kind not in ("latent", "pose"):
+        raise ValueError(f"planner.dynamics must be 'auto', 'latent' or 'pose', got {kind!r}")
+    return kind
+
+
 def make_energy(kind: str = "l1", readout: Optional[Any] = None) -> EnergyFn:
     """``energy(state, goal) -> [S]`` on the newest predicted latent.
 
