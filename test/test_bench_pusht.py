@@ -49,6 +49,9 @@ class _PointsEnv:
     def step(self, action):
         self.points[0] += action
 
+    def _get_obs(self):
+        return self.points.reshape(-1).copy()
+
 
 class _PointsModel:
     """A model whose latent is the points themselves; ``moves`` says whether its dynamics move the first one."""
@@ -61,7 +64,7 @@ class _PointsModel:
 
         return torch.as_tensor(frame, dtype=torch.float32).reshape(1, 6)
 
-    def state0(self, z):
+    def state0(self, z, obs=None):
         from types import SimpleNamespace
 
         return SimpleNamespace(latest=z[None])
@@ -193,6 +196,8 @@ def test_bench_pusht_smoke(tmp_path):
     names = set(res["planners"])
     assert {"ours (pose dynamics; protocol CEM)", "ours (pose dynamics; node budget)",
             "ours (latent predictor; node budget)", "lewm (peer, protocol CEM)",
+            "ours' pose dynamics from the true state (bound; protocol CEM)",
+            "ours' pose dynamics from the true state (bound; node budget)",
             "oracle (CEM on the simulator)", "random",
             "state model (true state, learned dynamics; protocol CEM)",
             "state model (true state, learned dynamics; node budget)",

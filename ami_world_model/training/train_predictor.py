@@ -5,6 +5,10 @@ k + H frames: L1 teacher forcing (every ground-truth k-frame context predicts it
 H-step autoregressive rollout loss (the planner rolls the model out, so it is trained to). Validation on
 held-out episodes also measures the copy baseline ("the latent does not change"); the ratio is stored in the
 checkpoint metrics, and ``val_one_step_l1`` is the planner node's scale for "the model is surprised".
+
+With pose targets, stage 1b (``train_readout.py``) first fine-tunes the encoder with a read-out head; with a
+body frame as well, stage 2b (``train_pose_dynamics.py``) fits the read-out-space dynamics head on the
+recorded poses. Both are stored in the same checkpoint.
 """
 from __future__ import annotations
 

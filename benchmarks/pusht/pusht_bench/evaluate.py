@@ -20,6 +20,7 @@ import torch
 
 from ami_world_model.planning.config import PlannerConfig
 from ami_world_model.planning.controller import RecedingHorizonController
+from ami_world_model.planning.dynamics import PoseState
 
 BUDGET_STEPS = 50
 FRAMESKIP = 5
@@ -94,20 +95,41 @@ class ModelPlanner:
 class PosePlanner:
     """Plans in read-out space with ours' pose-dynamics head: the positions our read-out sees in the current
     frame (and the robot's joint state) are stepped by the head; the energy is the read-out distance to the
-    positions seen in the goal image. No simulator state is used."""
+    positions seen in the goal image. No simulator state is used.
 
-    def __init__(self, adapter: Any, cfg: PlannerConfig, low: Sequence[float], high: Sequence[float]) -> None:
-        self.adapter, self.cfg = adapter, cfg
+    ``true_points(env) -> [P]`` (the head's units) replaces what the read-out sees, in the current state and the
+    goal's, by the simulator's own points: a diagnostic bound (how far ours' head plans with perfect eyes), never
+    ours."""
+
+    def __init__(self, adapter: Any, cfg: PlannerConfig, low: Sequence[float], high: Sequence[float],
+                 true_points: Optional[Callable[[Any], np.ndarray]] = None,
+                 make_env: Optional[Callable[[], Any]] = None) -> None:
+        self.adapter, self.cfg, self.true_points = adapter, cfg, true_points
         self.ctrl = RecedingHorizonController(cfg, low, high)
         self.goal: Optional[torch.Tensor] = None
+        self.sim = None
+        if true_points is not None:
+            if make_env is None:
+                raise ValueError("PosePlanner with true_points needs make_env (to read the goal state's points)")
+            self.sim = make_env().unwrapped
+            self.sim.reset(seed=0)
+
+    def _points(self, base: Any) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.true_points(base), dtype=np.float32)).reshape(-1)
 
     def begin(self, goal_frame: np.ndarray, goal_state: np.ndarray) -> None:
         self.ctrl.reset()
-        self.goal = self.adapter.positions(self.adapter.encode(goal_frame))
+        if self.sim is not None:
+            self.sim._set_state(np.asarray(goal_state, dtype=np.float64))
+            self.goal = self._points(self.sim)
+        else:
+            self.goal = self.adapter.positions(self.adapter.encode(goal_frame))
 
     @torch.no_grad()
     def plan(self, frame: np.ndarray, env: Any) -> np.ndarray:
         state0 = self.adapter.pose_state0(self.adapter.encode(frame), env.unwrapped._get_obs())
+        if self.sim is not None:
+            state0 = PoseState(self._points(env.unwrapped)[None], state0.state)
         res = self.ctrl.plan(state0, self.goal, self.adapter.pose_dynamics, energy=self.adapter.pose_energy)
         return res.actions.cpu().numpy()
 
