@@ -255,10 +255,11 @@ def test_the_node_engine_plans_with_the_head_and_keeps_the_latent_predictor_for_
     engine = PlanningEngine(PlannerNodeConfig.from_params(params), tmp_path / "wm")
     try:
         assert engine.dynamics_kind == "pose" and engine.budget_info()["dynamics"] == "pose"
-        engine.warm_up()
         h, w = engine.image_hw
         rng = np.random.default_rng(0)
         goal, now = rng.random((3, h, w), dtype=np.float32), rng.random((3, h, w), dtype=np.float32)
+        engine.set_goal(goal)  # before any joint state: the goal's positions need none
+        engine.warm_up()
         engine.set_goal(goal)
         joint_state = [0.01, -0.02]
         res = engine.step(now, joint_state, None)

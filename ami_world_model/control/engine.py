@@ -276,7 +276,7 @@ class PlanningEngine:
 
     def set_goal(self, image: np.ndarray) -> None:
         self.goal = self.encode(image).unsqueeze(0)
-        self.plan_goal = self._pose_state(self.goal[0]).positions[0] if self.dynamics_kind == "pose" else self.goal
+        self.plan_goal = self._positions(self.goal[0]) if self.dynamics_kind == "pose" else self.goal
         self.goal_image = image
         self.reset()
 
@@ -287,10 +287,14 @@ class PlanningEngine:
         self.reset()
 
     @torch.no_grad()
+    def _positions(self, z: torch.Tensor) -> torch.Tensor:
+        """``[P]`` the positions the read-out sees in ``z [N, D]``."""
+        return self.backend.readout(z[None])[0]
+
     def _pose_state(self, z: torch.Tensor) -> PoseState:
         """Batch-1 read-out-space state: the positions the read-out sees in ``z [N, D]`` and the joint state."""
         state = self._state_vec[None] if self.uses_state else None
-        return PoseState(self.backend.readout(z[None]), state)
+        return PoseState(self._positions(z)[None], state)
 
     def reset(self) -> None:
         """Forget history, pending prediction and warm start (after any stop: re-read the world)."""
