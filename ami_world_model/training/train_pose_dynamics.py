@@ -73,17 +73,17 @@ def step_errors_mm(head: PoseDynamics, data: EpisodeSet, objects: List[str], max
     starts = [(i, t) for i, e in enumerate(data.episodes) for t in range(len(e.targets) - k)]
     if not starts:
         return {}
-    pick = np.random.default_rng(0).permutation(len(starts))[:max_starts]
-    eps = data.episodes
-    p0 = torch.from_numpy(np.stack([eps[i].targets[t] for i, t in (starts[j] for j in pick)]).astype(np.float32))
-    end = torch.from_numpy(np.stack([eps[i].targets[t + k] for i, t in (starts[j] for j in pick)]).astype(np.float32))
-    state = None
-    if head.state_dim:
-        state = torch.from_numpy(np.stack([eps[i].states[t] for i, t in (starts[j] for j in pick)]).astype(np.float32))
+    chosen = [starts[j] for j in np.random.default_rng(0).permutation(len(starts))[:max_starts]]
+
+    def gather(field: str, offset: int) -> Tensor:  # [n, .] the field ``offset`` records after each start
+        return torch.from_numpy(np.stack([getattr(data.episodes[i], field)[t + offset] for i, t in chosen])
+                                .astype(np.float32))
+
+    p0, end = gather("targets", 0), gather("targets", k)
+    state = gather("states", 0) if head.state_dim else None
     pos = p0
     for u in range(k):
-        a = torch.from_numpy(np.stack([eps[i].actions[t + u] for i, t in (starts[j] for j in pick)]).astype(np.float32))
-        pos, state = head(pos, state, a)
+        pos, state = head(pos, state, gather("actions", u))
     err = per_object_distance(pos, end).mean(0) * 1e3
     still = per_object_distance(p0, end).mean(0) * 1e3
     return {"predicted": {o: float(v) for o, v in zip(objects, err)},

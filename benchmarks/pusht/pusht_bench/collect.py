@@ -24,7 +24,8 @@ Bag layout (what ``ami-wm train`` reads by default, see ami_world_model/data/bag
                                   carries its angle about z.
   /joint_states                   sensor_msgs/JointState per frame (same stamp), joints agent_x, agent_y:
                                   the agent's position and velocity (px, px/s, x POSE_SCALE), as a robot
-                                  reports its joints; read only by the state-model bound (state_model.py).
+                                  reports its joints; ours reads its velocity as its proprioceptive state,
+                                  the state-model bound (state_model.py) both.
 Held-out trajectories (not in the bag) go to an .npz with states, actions and frames for the evaluation.
 """
 from __future__ import annotations
@@ -42,8 +43,9 @@ COMMAND_TOPIC = "/servo_node/delta_twist_cmds"
 EPISODE_TOPIC = "/episode_start"
 # Poses for the read-out head (`ami-wm train predictor --pose-topic ...`): names agent, block, block_tip.
 POSE_TOPICS = ("/agent_pose", "/block_pose", "/block_tip_pose")
-# The agent as a robot reports itself: position and velocity (env px and px/s, x POSE_SCALE). Only the
-# state-model bound reads it (state_model.py); ours and the peer train on the image and the command.
+# The agent as a robot reports itself: position and velocity (env px and px/s, x POSE_SCALE). Ours reads the
+# velocity as its state (the pose-dynamics head needs it) and the state-model bound both; the peer trains on the
+# image and the command only.
 AGENT_STATE_TOPIC = "/joint_states"
 AGENT_STATE_FIELD = "velocity"  # what ours reads of it as its proprioceptive state (--state-field)
 AGENT_JOINTS = ("agent_x", "agent_y")

@@ -127,9 +127,11 @@ class PosePlanner:
 
     @torch.no_grad()
     def plan(self, frame: np.ndarray, env: Any) -> np.ndarray:
-        state0 = self.adapter.pose_state0(self.adapter.encode(frame), env.unwrapped._get_obs())
-        if self.sim is not None:
-            state0 = PoseState(self._points(env.unwrapped)[None], state0.state)
+        obs = env.unwrapped._get_obs()
+        if self.sim is not None:  # the bound: the simulator's points, so the frame is not even encoded
+            state0 = PoseState(self._points(env.unwrapped)[None], self.adapter.proprio_state(obs))
+        else:
+            state0 = self.adapter.pose_state0(self.adapter.encode(frame), obs)
         res = self.ctrl.plan(state0, self.goal, self.adapter.pose_dynamics, energy=self.adapter.pose_energy)
         return res.actions.cpu().numpy()
 

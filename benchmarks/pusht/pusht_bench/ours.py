@@ -161,7 +161,7 @@ class OursPlanning:
     @torch.no_grad()
     def readout_px(self, z: torch.Tensor, pose_scale: float) -> torch.Tensor:
         """``[N, D]`` latent -> ``[P]`` read-out positions in env pixels (the head's units / ``pose_scale``)."""
-        return self.model.readout(z[None])[0] / pose_scale
+        return self.positions(z) / pose_scale
 
     def params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
