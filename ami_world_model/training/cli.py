@@ -54,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pred.add_argument("--readout-keep-weight", type=float, default=None,
                       help="L1 pull of the fine-tuned latents towards the JEPA encoder's (default 0.1; 0 lets the "
                       "fine-tune move them freely: small objects are learned sooner, the latent drifts further)")
+    pred.add_argument("--readout-lr", type=float, default=None,
+                      help="peak learning rate of the read-out fine-tune (default 5e-4; PushT's 30,000 frames at "
+                      "64 px learn the block sooner at 1e-3, benchmarks/pusht/README.md)")
     pred.add_argument("--readout-weight", action="append", default=[], metavar="OBJECT=W",
                       help="the read-out energy's weight of one object, e.g. tool=0.25 (default 1 each)")
     pred.add_argument("--pose-dynamics-frame", default=None, metavar="ORIGIN,HEADING",
@@ -133,6 +136,10 @@ def _readout_config(base, args: argparse.Namespace):
         if args.readout_keep_weight < 0:
             raise SystemExit(f"--readout-keep-weight {args.readout_keep_weight}: must be >= 0")
         kw["keep_weight"] = args.readout_keep_weight
+    if args.readout_lr is not None:
+        if not args.readout_lr > 0:
+            raise SystemExit(f"--readout-lr {args.readout_lr}: must be > 0")
+        kw["lr"] = args.readout_lr
     return replace(base, **kw)
 
 
