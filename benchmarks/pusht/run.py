@@ -35,8 +35,8 @@ from pusht_bench.swm_loader import make_env  # noqa: E402
 # Sizes. "full" is `make bench-pusht` (budgeted to finish in <= 60 min on a 2-core CPU); "small" the smoke test.
 SIZES: Dict[str, Dict[str, Any]] = {
     # Budgeted on a quiet 2-core CPU (timings measured 2026-11-30): collection ~2 min, ours ~14 min of training
-    # (the pose-dynamics head ~1 of them), the peer the same minutes, the state-model bound ~0.5 min, evaluation
-    # ~24 min with the true-state rows of ours' head (run 7: 52.4 min without those ~2.5 min).
+    # (the read-out ~8 and the pose-dynamics head ~1 of them), the peer the same minutes, the state-model bound
+    # ~0.5 min, evaluation ~24 min (run 8: 55.3 min in all).
     # The protocol CEM (300 x 30) costs ~1 s per plan for ours' pose dynamics and ~1 min for LeWM, so LeWM's
     # rows are time-capped per goal offset: results say how many episodes ran ("capped"). Ours, the oracle at the
     # node budget, the state model and random run all 50.
