@@ -209,12 +209,9 @@ def main(argv=None) -> int:
                                                          ours_info["train_s"], node, None)
         # A bound, not ours: the same head planned from the simulator's own points (start and goal), so the
         # gap to ours' rows is what our perception costs.
-        def true_points(base: Any) -> Any:
-            return collect_mod.pose_points(base).reshape(-1) * collect_mod.POSE_SCALE
-
         for label, budget in (("protocol CEM", proto), ("node budget", node)):
             planners[f"ours' pose dynamics from the true state (bound; {label})"] = (
-                ev.PosePlanner(ours, cem(budget), low, high, true_points=true_points,
+                ev.PosePlanner(ours, cem(budget), low, high, true_points=collect_mod.pose_targets,
                                make_env=lambda: make_env(S["resolution"])),
                 ours.params(), ours_info["train_s"], budget, None)
     planners["ours (latent predictor; node budget)"] = (ev.ModelPlanner(ours, cem(node), low, high), ours.params(),

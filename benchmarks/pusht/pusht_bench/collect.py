@@ -224,6 +224,12 @@ def load_heldout(path: Path) -> Dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+def pose_targets(base: Any) -> np.ndarray:
+    """``[P]`` the env's points (``pose_points``) in the units the bag's pose topics record (px x POSE_SCALE),
+    flattened in ``POSE_TOPICS`` order: what ours' read-out and pose-dynamics head are trained on."""
+    return pose_points(base).reshape(-1) * POSE_SCALE
+
+
 def agent_joint_velocity(obs: np.ndarray) -> np.ndarray:
     """The env's 7-D observation -> the agent's joint velocity as /joint_states records it (x POSE_SCALE)."""
     return np.asarray(obs[5:7], dtype=np.float64) * POSE_SCALE
