@@ -163,10 +163,11 @@ def test_bench_pusht_smoke(tmp_path):
     ro = eq["ours_readout_px"]
     assert ro["frames"] == 56 and all(np.isfinite(ro[k]) and ro[k] >= 0 for k in ("agent_px", "block_px"))
     # The small size trains with every patch a token (--pool 1), no pull (--readout-keep-weight 0) and the
-    # read-out's learning rate of the full size (--readout-lr 1e-3).
+    # read-out's learning rate and batch of the full size (--readout-lr 1e-3, --readout-batch-size 32).
     assert res["ours"]["pool"] == 1 and wm["config"]["encoder"]["pool"] == 1
     assert res["ours"]["readout_keep_weight"] == 0.0
     assert res["ours"]["readout_lr"] == 1e-3 == wm["config"]["readout"]["metrics"]["lr"]
+    assert res["ours"]["readout_batch_size"] == 32 == wm["config"]["readout"]["metrics"]["batch_size"]
     # ... and sizes its predictor (--predictor-width 32 --predictor-depth 1)
     assert (res["ours"]["predictor_width"], res["ours"]["predictor_depth"]) == (32, 1)
     assert (wm["config"]["predictor"]["embed_dim"], wm["config"]["predictor"]["depth"]) == (32, 1)

@@ -57,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pred.add_argument("--readout-lr", type=float, default=None,
                       help="peak learning rate of the read-out fine-tune (default 5e-4; PushT's 30,000 frames at "
                       "64 px learn the block sooner at 1e-3, benchmarks/pusht/README.md)")
+    pred.add_argument("--readout-batch-size", type=int, default=None,
+                      help="frames per read-out fine-tune step (default 64; PushT at 64 px reads the block sooner "
+                      "per minute at 32, benchmarks/pusht/README.md)")
     pred.add_argument("--readout-weight", action="append", default=[], metavar="OBJECT=W",
                       help="the read-out energy's weight of one object, e.g. tool=0.25 (default 1 each)")
     pred.add_argument("--pose-dynamics-frame", default=None, metavar="ORIGIN,HEADING",
@@ -140,6 +143,10 @@ def _readout_config(base, args: argparse.Namespace):
         if not args.readout_lr > 0:
             raise SystemExit(f"--readout-lr {args.readout_lr}: must be > 0")
         kw["lr"] = args.readout_lr
+    if args.readout_batch_size is not None:
+        if args.readout_batch_size < 1:
+            raise SystemExit(f"--readout-batch-size {args.readout_batch_size}: must be >= 1")
+        kw["batch_size"] = args.readout_batch_size
     return replace(base, **kw)
 
 

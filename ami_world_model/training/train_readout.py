@@ -96,7 +96,8 @@ def fit_readout(encoder: Encoder, frames: Tensor, targets: Tensor, rcfg: Readout
     val_frames, val_targets = val
     with torch.no_grad():
         z_val = torch.cat([tuned(to_float(c).to(device)) for c in val_frames.split(256)])
-    metrics = {"steps": cfg.steps, "lr": cfg.lr, "final_loss": loss_val, "train_s": round(time.perf_counter() - t0, 1),
+    metrics = {"steps": cfg.steps, "lr": cfg.lr, "batch_size": cfg.batch_size, "final_loss": loss_val,
+               "train_s": round(time.perf_counter() - t0, 1),
                "val_error_mm": readout_errors_mm(head, z_val, val_targets.to(device))}
     log(f"[readout] held-out error (mm): {metrics['val_error_mm']}")
     return tuned, head, metrics

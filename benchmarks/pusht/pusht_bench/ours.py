@@ -43,12 +43,13 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
           readout_keep_weight: Optional[float] = None, predictor_width: Optional[int] = None,
           predictor_depth: Optional[int] = None, state_topic: Optional[str] = None, state_field: Optional[str] = None,
           state_joints: Sequence[str] = (), pose_dynamics_frame: Sequence[str] = (),
-          pose_dynamics_steps: Optional[int] = None, readout_lr: Optional[float] = None) -> Dict[str, Any]:
+          pose_dynamics_steps: Optional[int] = None, readout_lr: Optional[float] = None,
+          readout_batch_size: Optional[int] = None) -> Dict[str, Any]:
     """`ami-wm train encoder` (``--pool`` when given) then `ami-wm train predictor` (``--predictor-width`` /
     ``--predictor-depth`` when given; ``--pose-topic`` per pose topic and ``--readout-steps``,
-    ``--readout-kind``, ``--readout-keep-weight`` and ``--readout-lr`` when there are any; ``--state-topic`` /
-    ``--state-field`` / ``--state-joint`` and ``--pose-dynamics-frame`` / ``--pose-dynamics-steps`` when given);
-    returns the checkpoint stem and timings."""
+    ``--readout-kind``, ``--readout-keep-weight``, ``--readout-lr`` and ``--readout-batch-size`` when there
+    are any; ``--state-topic`` / ``--state-field`` / ``--state-joint`` and ``--pose-dynamics-frame`` /
+    ``--pose-dynamics-steps`` when given); returns the checkpoint stem and timings."""
     out_dir.mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "-m", "ami_world_model.cli", "train"]
     common = ["--batch-size", str(batch_size), "--seed", str(seed), "--no-progress"]
@@ -58,6 +59,7 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
         poses += ["--readout-kind", readout_kind] if readout_kind else []
         poses += ["--readout-keep-weight", str(readout_keep_weight)] if readout_keep_weight is not None else []
         poses += ["--readout-lr", str(readout_lr)] if readout_lr is not None else []
+        poses += ["--readout-batch-size", str(readout_batch_size)] if readout_batch_size is not None else []
     if state_topic:
         poses += ["--state-topic", state_topic] + (["--state-field", state_field] if state_field else [])
         poses += [arg for joint in state_joints for arg in ("--state-joint", joint)]
@@ -82,6 +84,8 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
             "readout_keep_weight": (ReadoutTrainConfig().keep_weight if readout_keep_weight is None
                                     else readout_keep_weight) if pose_topics else None,
             "readout_lr": (ReadoutTrainConfig().lr if readout_lr is None else readout_lr) if pose_topics else None,
+            "readout_batch_size": (ReadoutTrainConfig().batch_size if readout_batch_size is None
+                                   else readout_batch_size) if pose_topics else None,
             "pool": EncoderConfig().pool if pool is None else pool,
             "predictor_width": PredictorConfig().embed_dim if predictor_width is None else predictor_width,
             "predictor_depth": PredictorConfig().depth if predictor_depth is None else predictor_depth,
