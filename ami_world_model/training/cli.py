@@ -58,8 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="peak learning rate of the read-out fine-tune (default 5e-4; PushT's 30,000 frames at "
                       "64 px learn the block sooner at 1e-3, benchmarks/pusht/README.md)")
     pred.add_argument("--readout-batch-size", type=int, default=None,
-                      help="frames per read-out fine-tune step (default 64; PushT at 64 px reads the block sooner "
-                      "per minute at 32, benchmarks/pusht/README.md)")
+                      help="frames per read-out fine-tune step (default 64; PushT uses 32: at 64 px the same "
+                      "read-out as 64 in 6 %% less time, benchmarks/pusht/README.md)")
     pred.add_argument("--readout-weight", action="append", default=[], metavar="OBJECT=W",
                       help="the read-out energy's weight of one object, e.g. tool=0.25 (default 1 each)")
     pred.add_argument("--pose-dynamics-frame", default=None, metavar="ORIGIN,HEADING",

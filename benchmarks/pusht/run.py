@@ -44,8 +44,8 @@ SIZES: Dict[str, Dict[str, Any]] = {
     # fine-tune: the read-out finds the agent to 6 px (README, runs 3 and 5). Ours plans with the pose-dynamics
     # head, so its minutes go to the read-out, what it is short of (run 7): lr 1e-3 (5e-4 until run 7) and 400
     # latent-predictor steps (1,200 until run 7; it gives the surprise and one row). Batches of 32 frames
-    # (64 until run 8) take 0.08 s a step instead of 0.14 and read the block better in the same minutes, so
-    # 6,400 steps (3,500 of 64 in run 8) fill the same ~8.3 min.
+    # (64 until run 8) take 0.07 s a step instead of 0.14: 6,400 steps (3,500 of 64 in run 8) fill the same
+    # minutes and read as well (run 9: block 11.4 px against 11.0, in 7.8 min against 8.3).
     "full": dict(resolution=64, episodes=300, steps=100, heldout_episodes=50, heldout_steps=80, push_fraction=0.0,
                  pool=1, enc_steps=800, readout_steps=6400, readout_kind="spatial", readout_keep_weight=0.0,
                  readout_lr=1e-3, readout_batch=32, pred_steps=400, batch=64, peer_batch=32,
