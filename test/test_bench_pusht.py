@@ -213,6 +213,8 @@ def test_bench_pusht_smoke(tmp_path):
         ep = r["per_episode"][0]
         assert 1 <= ep["steps"] <= 50 and (ep["success"] or ep["steps"] == 50)
     assert res["protocol"]["budget_env_steps"] == 50 and res["protocol"]["horizon_blocks"] == 5
+    # the CPU's speed beside the minutes (a full run's time, and the peer's budget, scale with it)
+    assert res["machine"]["threads"] == 1 and res["machine"]["matmul_gflops"] > 0.0
 
 
 _HOLD_SCRIPT = """

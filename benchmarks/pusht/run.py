@@ -34,9 +34,10 @@ from pusht_bench.swm_loader import make_env  # noqa: E402
 
 # Sizes. "full" is `make bench-pusht` (budgeted to finish in <= 60 min on a 2-core CPU); "small" the smoke test.
 SIZES: Dict[str, Dict[str, Any]] = {
-    # Budgeted on a quiet 2-core CPU (timings measured 2026-11-30): collection ~2 min, ours ~14 min of training
-    # (the read-out ~8 and the pose-dynamics head ~1 of them), the peer the same minutes, the state-model bound
-    # ~0.5 min, evaluation ~24 min (run 8: 55.3 min in all).
+    # Budgeted on a quiet 2-core CPU of the faster kind (timings measured 2026-11-30): collection ~2 min, ours
+    # ~14 min of training (the read-out ~8 and the pose-dynamics head ~1 of them), the peer the same minutes, the
+    # state-model bound ~0.5 min, evaluation ~24 min (run 9: 52.9 min in all). The matmul-bound parts scale with
+    # the CPU (results.json's machine.matmul_gflops): at 125 GFLOP/s the same run took 74 min (run 10).
     # The protocol CEM (300 x 30) costs ~1 s per plan for ours' pose dynamics and ~1 min for LeWM, so LeWM's
     # rows are time-capped per goal offset: results say how many episodes ran ("capped"). Ours, the oracle at the
     # node budget, the state model and random run all 50.
@@ -87,6 +88,19 @@ PUBLISHED = [
 ]
 
 
+def matmul_gflops(threads: int, n: int = 1024, reps: int = 20) -> float:
+    """This CPU's float32 matrix-multiply throughput (GFLOP/s) at the run's thread count: the minutes of a full
+    run (and what the time-matched peer gets) scale with it, so results.json records it beside them."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+
+
 def _fmt(r: Dict[str, Any]) -> str:
     lo, hi = r["wilson95"]
     capped = " (time-capped)" if r.get("capped") else ""
@@ -128,7 +142,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     size = "small" if args.small else args.size
     S = SIZES[size]
-    torch.set_num_threads(args.threads)
+    gflops = matmul_gflops(args.threads)
+    print(f"[machine] float32 matmul {gflops:.0f} GFLOP/s on {args.threads} threads", flush=True)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -298,7 +313,7 @@ def main(argv=None) -> int:
         "planners": {},
         "published": PUBLISHED,
         "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
-                    "python": platform.python_version()},
+                    "python": platform.python_version(), "matmul_gflops": round(gflops, 1)},
     }
     for name, (planner, params, train_s, budget, cap_s) in planners.items():
         row: Dict[str, Any] = {"params": params, "train_min": (train_s / 60) if train_s else None,
