@@ -88,10 +88,9 @@ PUBLISHED = [
 ]
 
 
-def matmul_gflops(threads: int, n: int = 1024, reps: int = 20) -> float:
-    """This CPU's float32 matrix-multiply throughput (GFLOP/s) at the run's thread count: the minutes of a full
-    run (and what the time-matched peer gets) scale with it, so results.json records it beside them."""
-    torch.set_num_threads(threads)
+def matmul_gflops(n: int = 1024, reps: int = 20) -> float:
+    """This CPU's float32 matrix-multiply throughput (GFLOP/s) at torch's current thread count: the minutes of a
+    full run (and what the time-matched peer gets) scale with it, so results.json records it beside them."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     for _ in range(3):
         a @ b
@@ -142,7 +141,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     size = "small" if args.small else args.size
     S = SIZES[size]
-    gflops = matmul_gflops(args.threads)
+    torch.set_num_threads(args.threads)
+    gflops = matmul_gflops()
     print(f"[machine] float32 matmul {gflops:.0f} GFLOP/s on {args.threads} threads", flush=True)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
