@@ -175,8 +175,9 @@ def test_cli_trains_both_stages_from_npz(tmp_path, capsys):
 
 def test_cli_pool_predictor_size_and_readout_keep_weight_flags(tmp_path, capsys):
     """--pool sets the encoder's latent grid (kept in its checkpoint, used by the predictor stage);
-    --predictor-width/-depth size the predictor; --readout-keep-weight, --readout-lr and --readout-batch-size
-    reach the read-out fine-tune's config; bad values are usage errors, not tracebacks."""
+    --predictor-width/-depth size the predictor; --readout-keep-weight, --readout-lr, --readout-batch-size and
+    --seed reach the read-out fine-tune's config (--seed the pose-dynamics head's too); bad values are usage
+    errors, not tracebacks."""
     from ami_world_model.training import cli
 
     data = make_synthetic(episodes=3, length=10, seed=0)
@@ -217,6 +218,10 @@ def test_cli_pool_predictor_size_and_readout_keep_weight_flags(tmp_path, capsys)
     for bad in ("0", "-1e-3", "nan"):
         with pytest.raises(SystemExit, match="--readout-lr .*must be > 0"):
             readout_cfg(f"--readout-lr={bad}")
+    # --seed reaches the read-out fine-tune and the pose-dynamics head (both kept seed 0 whatever it said)
+    assert readout_cfg().seed == 0 and readout_cfg("--seed", "3").seed == 3
+    pd_args = p.parse_args(["predictor", *base, "--out", "unused", "--seed", "5"])
+    assert cli._pose_dynamics_config(PredictorTrainConfig(), pd_args).seed == 5
     assert readout_cfg().batch_size == PredictorTrainConfig().readout.batch_size == 64
     assert readout_cfg("--readout-batch-size", "32").batch_size == 32
     for bad in ("0", "-4"):

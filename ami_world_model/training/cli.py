@@ -27,7 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="total optimiser steps (default: the config's)")
     p.add_argument("--batch-size", type=int, default=None, help="per process")
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds every stage the command runs (predictor: the read-out fine-tune and the "
+                   "pose-dynamics head too)")
     p.add_argument("--val-every", type=int, default=None, help="validate (and save resume state) every N steps")
     p.add_argument("--resume", action="store_true", help="continue from <out>.train.safetensors/.json")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -131,6 +133,7 @@ def _readout_config(base, args: argparse.Namespace):
         if not sep or not obj.strip():
             raise SystemExit(f"--readout-weight {item!r}: expected OBJECT=WEIGHT, e.g. tool=0.25")
     kw = {"weights": weights} if weights else {}
+    kw["seed"] = args.seed  # one --seed for every stage: a second seed is a second fine-tune
     if args.readout_steps is not None:
         kw["steps"] = args.readout_steps
     if args.readout_kind is not None:
@@ -151,8 +154,9 @@ def _readout_config(base, args: argparse.Namespace):
 
 
 def _pose_dynamics_config(cfg, args: argparse.Namespace):
-    """``cfg.pose_dynamics`` with --pose-dynamics-frame / --pose-dynamics-steps; SystemExit on bad values."""
-    kw = {}
+    """``cfg.pose_dynamics`` with --pose-dynamics-frame / --pose-dynamics-steps and --seed; SystemExit on bad
+    values."""
+    kw = {"seed": args.seed}
     if args.pose_dynamics_frame is not None:
         frame = [o.strip() for o in args.pose_dynamics_frame.split(",") if o.strip()]
         if len(frame) != 2 or frame[0] == frame[1]:
