@@ -120,6 +120,62 @@ def test_protocol_constants_and_episode_selection():
         ev.episodes_from_heldout({"states": states}, 1, 61, seed=0)
 
 
+def _pid_after(seconds):
+    def job():
+        import time
+
+        time.sleep(seconds)
+        return os.getpid()
+    return job
+
+
+def test_run_jobs_shares_jobs_over_forked_workers_and_keeps_their_order():
+    jobs_mod = _bench_module("jobs")
+    jobs = [(f"job{i}", _pid_after(0.3)) for i in range(4)]
+    out = jobs_mod.run_jobs(jobs, workers=2)
+    assert list(out) == ["job0", "job1", "job2", "job3"]
+    pids = set(out.values())
+    assert os.getpid() not in pids and len(pids) == 2  # two workers, neither of them this process
+    # one worker (or one job): in this process, in order
+    assert set(jobs_mod.run_jobs(jobs, workers=1).values()) == {os.getpid()}
+    assert jobs_mod.run_jobs([("only", lambda: 7)], workers=2) == {"only": 7}
+
+
+def test_run_jobs_results_do_not_depend_on_the_worker_count():
+    jobs_mod = _bench_module("jobs")
+
+    def seeded(seed):
+        def job():
+            import torch
+
+            g = torch.Generator().manual_seed(seed)
+            return {"sum": float(torch.randn(64, 64, generator=g).sum()), "threads": torch.get_num_threads()}
+        return job
+
+    jobs = [(f"s{i}", seeded(i)) for i in range(5)]
+    one, two = jobs_mod.run_jobs(jobs, workers=1), jobs_mod.run_jobs(jobs, workers=2, threads=1)
+    assert [v["sum"] for v in one.values()] == [v["sum"] for v in two.values()]
+    assert {v["threads"] for v in two.values()} == {1}  # each worker at the thread count it was given
+
+
+def test_run_jobs_reports_a_failing_job_and_a_dead_worker_by_name():
+    jobs_mod = _bench_module("jobs")
+
+    def boom():
+        raise ValueError("bad row")
+
+    with pytest.raises(jobs_mod.JobError, match=r"(?s)'broken'.*bad row"):
+        jobs_mod.run_jobs([("fine", lambda: 1), ("broken", boom)], workers=2)
+
+    def die():
+        os._exit(3)  # a worker killed mid-job (a segfault, the OOM killer): no result, no traceback
+
+    with pytest.raises(jobs_mod.JobError, match="died before it returned a result for dies"):
+        jobs_mod.run_jobs([("dies", die), ("fine", lambda: 1)], workers=2, poll_s=0.2)
+    with pytest.raises(ValueError, match="unique"):
+        jobs_mod.run_jobs([("a", lambda: 1), ("a", lambda: 2)], workers=2)
+
+
 @pytest.mark.skipif(not BENCH_PY.exists(), reason="PushT benchmark venv missing: run `make bench-pusht-setup`")
 def test_bench_pusht_smoke(tmp_path):
     out = tmp_path / "run"
@@ -215,6 +271,10 @@ def test_bench_pusht_smoke(tmp_path):
     assert res["protocol"]["budget_env_steps"] == 50 and res["protocol"]["horizon_blocks"] == 5
     # the CPU's speed beside the minutes (a full run's time, and the peer's budget, scale with it)
     assert res["machine"]["threads"] == 1 and res["machine"]["matmul_gflops"] > 0.0
+    # the rows were shared out over two forked workers (the default), and came back in the table's order
+    assert res["machine"]["eval_workers"] == 2 and res["machine"]["eval_threads_per_worker"] == 1
+    assert list(res["planners"])[0] == "ours (pose dynamics; protocol CEM)" and list(res["planners"])[-1] == "random"
+    assert res["eval_s"] > 0.0 and "ours" in res["energy_quality"]
 
 
 _HOLD_SCRIPT = """

@@ -30,6 +30,7 @@ from pusht_bench import evaluate as ev  # noqa: E402
 from pusht_bench import ours as ours_mod  # noqa: E402
 from pusht_bench import peer as peer_mod  # noqa: E402
 from pusht_bench import state_model as state_mod  # noqa: E402
+from pusht_bench.jobs import run_jobs  # noqa: E402
 from pusht_bench.swm_loader import make_env  # noqa: E402
 
 # Sizes. "full" is `make bench-pusht` (budgeted to finish in <= 60 min on a 2-core CPU); "small" the smoke test.
@@ -100,6 +101,27 @@ def matmul_gflops(n: int = 1024, reps: int = 20) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
 
 
+DIAGNOSTICS_JOB = "diagnostics (energy quality, read-out error)"
+DIAGNOSTICS_EXPECTED_S = 150.0  # about what the diagnostics took in run 10
+
+
+def expected_eval_s(planner: Any, ours: Any, budget: Any, cap_s: Any, offsets: int, episodes: int) -> float:
+    """A rough guess of a row's evaluation seconds, only to hand the longest rows out first: two plans per
+    episode at run 10's plan ms per CEM sample-iteration (the slower kind of machine), within the row's cap."""
+    if budget is None:
+        return 0.0
+    if isinstance(planner, ev.OraclePlanner):
+        ms = 7.2  # pymunk, one candidate at a time
+    elif isinstance(planner, ev.PosePlanner):
+        ms = 0.18
+    elif isinstance(planner, ev.ModelPlanner):
+        ms = 1.5 if planner.adapter is ours else 4.1  # ours' latent predictor; the peer's ViT
+    else:
+        ms = 0.03  # the state-model planners: a small MLP
+    per_offset = episodes * 2 * budget["num_samples"] * budget["iterations"] * ms / 1e3
+    return offsets * (per_offset if cap_s is None else min(per_offset, cap_s))
+
+
 def _fmt(r: Dict[str, Any]) -> str:
     lo, hi = r["wilson95"]
     capped = " (time-capped)" if r.get("capped") else ""
@@ -131,6 +153,9 @@ def main(argv=None) -> int:
                     help="full (make bench-pusht), medium, small (the smoke test); env PUSHT_BENCH_SIZE")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-workers", type=int, default=min(2, os.cpu_count() or 1),
+                    help="processes that share the evaluation's rows (default: 2, or 1 on a 1-core machine); 1 runs "
+                    "them in this process at --threads, as before 2026-12-01")
     ap.add_argument("--skip-peer", action="store_true", help="evaluate ours, oracle and random only")
     ap.add_argument("--skip-protocol-cem", action="store_true", help="evaluate the node budget only (no 300 x 30 "
                     "CEM rows; they cost 20-50x more)")
@@ -266,36 +291,65 @@ def main(argv=None) -> int:
 
     # Energy quality (issue 13's diagnostic): does each model's planning energy track the true distance?
     # Ours twice: the energy it plans with (the read-out distance) and, for comparison, the latent L1.
-    diagnostics = {"ours": {"energy": "readout" if ours.has_readout else "l1",
-                            **ev.energy_quality(ours, held, S["offsets"][0])},
-                   "ours_l1": {"energy": "l1", **ev.energy_quality(
-                       ours_mod.OursPlanning(ours_info["checkpoint"], energy_kind="l1",
-                                             proprio=collect_mod.agent_joint_velocity), held, S["offsets"][0])}}
-    if ours.has_readout and "poses" in held:
-        diagnostics["ours_readout_px"] = ev.readout_error_px(ours, held, collect_mod.POSE_SCALE)
-        # The predictor under the evaluation's held actions: random plans in the box, and the node-budget CEM's.
-        diag_eps = ev.episodes_from_heldout(held, min(S["eval_episodes"], 20), S["offsets"][0], seed=args.seed + 1)
-        random_planner = ev.RandomPlanner(low, high, seed=args.seed)
-        node_planner = ev.ModelPlanner(ours, cem(node), low, high)  # its own: the evaluation's starts fresh
+    def diagnostics_job() -> Dict[str, Any]:
+        diagnostics = {"ours": {"energy": "readout" if ours.has_readout else "l1",
+                                **ev.energy_quality(ours, held, S["offsets"][0])},
+                       "ours_l1": {"energy": "l1", **ev.energy_quality(
+                           ours_mod.OursPlanning(ours_info["checkpoint"], energy_kind="l1",
+                                                 proprio=collect_mod.agent_joint_velocity), held, S["offsets"][0])}}
+        if ours.has_readout and "poses" in held:
+            diagnostics["ours_readout_px"] = ev.readout_error_px(ours, held, collect_mod.POSE_SCALE)
+            # The predictor under the evaluation's held actions: random plans in the box, and the node-budget CEM's.
+            diag_eps = ev.episodes_from_heldout(held, min(S["eval_episodes"], 20), S["offsets"][0], seed=args.seed + 1)
+            random_planner = ev.RandomPlanner(low, high, seed=args.seed)
+            node_planner = ev.ModelPlanner(ours, cem(node), low, high)  # its own: the evaluation's starts fresh
 
-        def random_plan(frame, env, info):
-            return random_planner.plan(frame, env)
+            def random_plan(frame, env, info):
+                return random_planner.plan(frame, env)
 
-        def node_plan(frame, env, info):
-            node_planner.begin(info["goal"], None)
-            return node_planner.plan(frame, env)
+            def node_plan(frame, env, info):
+                node_planner.begin(info["goal"], None)
+                return node_planner.plan(frame, env)
 
-        diag_env = make_env(S["resolution"])
-        diagnostics["ours_predicted_readout_px"] = {
-            name: ev.predicted_readout_error_px(ours, diag_env, diag_eps, fn, collect_mod.pose_points,
-                                                collect_mod.POSE_SCALE)
-            for name, fn in (("random_plans", random_plan), ("node_cem_plans", node_plan))}
-    for kind, tr in peers.items():
-        adapter = peer_mod.PeerPlanning(tr["model"], peer_mod.PeerConfig(**tr["metrics"]["config"]), tr["windows"])
-        diagnostics[kind] = ev.energy_quality(adapter, held, S["offsets"][0])
-    print(f"[energy quality @{S['offsets'][0]}] {diagnostics}", flush=True)
+            diag_env = make_env(S["resolution"])
+            diagnostics["ours_predicted_readout_px"] = {
+                name: ev.predicted_readout_error_px(ours, diag_env, diag_eps, fn, collect_mod.pose_points,
+                                                    collect_mod.POSE_SCALE)
+                for name, fn in (("random_plans", random_plan), ("node_cem_plans", node_plan))}
+        for kind, tr in peers.items():
+            adapter = peer_mod.PeerPlanning(tr["model"], peer_mod.PeerConfig(**tr["metrics"]["config"]),
+                                            tr["windows"])
+            diagnostics[kind] = ev.energy_quality(adapter, held, S["offsets"][0])
+        print(f"[energy quality @{S['offsets'][0]}] {diagnostics}", flush=True)
+        return diagnostics
 
-    env = make_env(S["resolution"])
+    def row_job(name: str, planner: Any, params: Any, train_s: Any, budget: Any, cap_s: Any):
+        def job() -> Dict[str, Any]:
+            row: Dict[str, Any] = {"params": params, "train_min": (train_s / 60) if train_s else None,
+                                   "budget": budget, "eval_cap_s": cap_s, "offsets": {}}
+            env = make_env(S["resolution"])  # each job its own: jobs may run in different processes
+            for off in S["offsets"]:
+                eps = ev.episodes_from_heldout(held, S["eval_episodes"], off, seed=args.seed + off)
+                t = time.perf_counter()
+                res = ev.evaluate(env, planner, eps, f"{name} @{off}", seed=args.seed, max_seconds=cap_s)
+                res["eval_s"] = time.perf_counter() - t
+                row["offsets"][str(off)] = res
+            env.close()
+            return row
+        return job
+
+    # Longest first, so that the workers finish together (the order changes no row's result).
+    jobs = [(DIAGNOSTICS_JOB, diagnostics_job)] + [(name, row_job(name, *spec)) for name, spec in planners.items()]
+    cost = {name: expected_eval_s(spec[0], ours, spec[3], spec[4], len(S["offsets"]), S["eval_episodes"])
+            for name, spec in planners.items()}
+    cost[DIAGNOSTICS_JOB] = DIAGNOSTICS_EXPECTED_S
+    jobs.sort(key=lambda job: -cost[job[0]])
+    t_eval = time.perf_counter()
+    print(f"[eval] {len(jobs)} jobs on {args.eval_workers} worker(s)", flush=True)
+    done = run_jobs(jobs, args.eval_workers, threads=1)
+    eval_s = time.perf_counter() - t_eval
+    diagnostics = done.pop(DIAGNOSTICS_JOB)
+
     results: Dict[str, Any] = {
         "size": size,
         "resolution_px": S["resolution"],
@@ -310,21 +364,14 @@ def main(argv=None) -> int:
         "peers": {k: {kk: vv for kk, vv in tr["metrics"].items() if kk != "history"} for k, tr in peers.items()},
         "state_model": state_metrics,
         "energy_quality": diagnostics,
-        "planners": {},
+        "planners": {name: done[name] for name in planners},  # the table's order, whichever worker ran a row
+        "eval_s": eval_s,
         "published": PUBLISHED,
         "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
-                    "python": platform.python_version(), "matmul_gflops": round(gflops, 1)},
+                    "python": platform.python_version(), "matmul_gflops": round(gflops, 1),
+                    "eval_workers": args.eval_workers, "eval_threads_per_worker": 1 if args.eval_workers > 1
+                    else args.threads},
     }
-    for name, (planner, params, train_s, budget, cap_s) in planners.items():
-        row: Dict[str, Any] = {"params": params, "train_min": (train_s / 60) if train_s else None,
-                               "budget": budget, "eval_cap_s": cap_s, "offsets": {}}
-        for off in S["offsets"]:
-            eps = ev.episodes_from_heldout(held, S["eval_episodes"], off, seed=args.seed + off)
-            t = time.perf_counter()
-            res = ev.evaluate(env, planner, eps, f"{name} @{off}", seed=args.seed, max_seconds=cap_s)
-            res["eval_s"] = time.perf_counter() - t
-            row["offsets"][str(off)] = res
-        results["planners"][name] = row
     results["total_s"] = time.perf_counter() - t_start
     path = out / "results.json"
     path.write_text(json.dumps(results, indent=1, default=float))
