@@ -35,10 +35,11 @@ from pusht_bench.swm_loader import make_env  # noqa: E402
 
 # Sizes. "full" is `make bench-pusht` (budgeted to finish in <= 60 min on a 2-core CPU); "small" the smoke test.
 SIZES: Dict[str, Dict[str, Any]] = {
-    # Budgeted on a quiet 2-core CPU of the faster kind (timings measured 2026-11-30): collection ~2 min, ours
-    # ~14 min of training (the read-out ~8 and the pose-dynamics head ~1 of them), the peer the same minutes, the
-    # state-model bound ~0.5 min, evaluation ~24 min (run 9: 52.9 min in all). The matmul-bound parts scale with
-    # the CPU (results.json's machine.matmul_gflops): at 125 GFLOP/s the same run took 74 min (run 10).
+    # Budgeted on a quiet 2-core CPU of the faster kind (timings measured 2026-12-01, run 11): collection ~1 min,
+    # ours ~14 min of training (the read-out most of them, the pose-dynamics head ~1), the peer the same minutes,
+    # the state-model bound ~0.5 min, evaluation ~14 min on two workers (26 min of rows; one process took 23 in
+    # run 9): 44.2 min in all. The matmul-bound parts scale with the CPU (results.json's machine.matmul_gflops):
+    # at 125 GFLOP/s run 10 took 74 min with the evaluation in one process.
     # The protocol CEM (300 x 30) costs ~1 s per plan for ours' pose dynamics and ~1 min for LeWM, so LeWM's
     # rows are time-capped per goal offset: results say how many episodes ran ("capped"). Ours, the oracle at the
     # node budget, the state model and random run all 50.
