@@ -103,7 +103,7 @@ def matmul_gflops(n: int = 1024, reps: int = 20) -> float:
 
 
 DIAGNOSTICS_JOB = "diagnostics (energy quality, read-out error)"
-DIAGNOSTICS_EXPECTED_S = 150.0  # about what the diagnostics took in run 10
+DIAGNOSTICS_EXPECTED_S = 150.0  # a guess: run 10 spent ~3 min outside its training stages and rows
 
 
 def expected_eval_s(planner: Any, ours: Any, budget: Any, cap_s: Any, offsets: int, episodes: int) -> float:

@@ -10,6 +10,8 @@ process runs it or in what order, so the rows can be shared out.
 Workers are forked after the models are built, so they inherit them (nothing is pickled but the results), take
 the next job in the caller's order (list the longest first), and run torch on one thread each. A job's
 exception comes back with its name; a worker that dies without a result is reported, never waited on forever.
+Forking a process that has threads (torch's pool) draws a DeprecationWarning from Python 3.12 on; the pool is
+idle when the workers fork, and each sets its thread count before any torch work, as DataLoader's workers do.
 """
 from __future__ import annotations
 
