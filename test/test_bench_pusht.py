@@ -274,7 +274,7 @@ def test_bench_pusht_smoke(tmp_path):
     # the rows were shared out over two forked workers (the default), and came back in the table's order
     assert res["machine"]["eval_workers"] == 2 and res["machine"]["eval_threads_per_worker"] == 1
     assert list(res["planners"])[0] == "ours (pose dynamics; protocol CEM)" and list(res["planners"])[-1] == "random"
-    assert res["eval_s"] > 0.0 and "ours" in res["energy_quality"]
+    assert res["eval_s"] > 0.0 and "ours" in res["energy_quality"] and res["diagnostics_s"] > 0.0
 
 
 _HOLD_SCRIPT = """
