@@ -103,7 +103,7 @@ def matmul_gflops(n: int = 1024, reps: int = 20) -> float:
 
 
 DIAGNOSTICS_JOB = "diagnostics (energy quality, read-out error)"
-# A guess (run 10 spent ~3 min outside training and rows); results.json's diagnostics_s measures it since 2026-12-01.
+# A guess (run 10 spent ~3 min outside training and rows); results.json's diagnostics_s measures it after run 11.
 DIAGNOSTICS_EXPECTED_S = 150.0
 
 
