@@ -33,6 +33,8 @@ from pusht_bench import state_model as state_mod  # noqa: E402
 from pusht_bench.jobs import run_jobs  # noqa: E402
 from pusht_bench.swm_loader import make_env  # noqa: E402
 
+from ami_world_model.bench.planning import matmul_gflops  # noqa: E402
+
 # Sizes. "full" is `make bench-pusht` (budgeted to finish in <= 60 min on a 2-core CPU); "small" the smoke test.
 SIZES: Dict[str, Dict[str, Any]] = {
     # Budgeted on a quiet 2-core CPU of the faster kind (timings measured 2026-12-01, run 11): collection ~1 min,
@@ -88,18 +90,6 @@ PUBLISHED = [
     {"model": "DINO-WM", "success": 0.74, "setting": "published; 50-step budget, stable-worldmodel harness, 224 px"},
     {"model": "PLDM", "success": 0.78, "setting": "published; 50-step budget, stable-worldmodel harness, 224 px"},
 ]
-
-
-def matmul_gflops(n: int = 1024, reps: int = 20) -> float:
-    """This CPU's float32 matrix-multiply throughput (GFLOP/s) at torch's current thread count: the minutes of a
-    full run (and what the time-matched peer gets) scale with it, so results.json records it beside them."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):
-        a @ b
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
 
 
 DIAGNOSTICS_JOB = "diagnostics (energy quality, read-out error)"
@@ -169,7 +159,9 @@ def main(argv=None) -> int:
     size = "small" if args.small else args.size
     S = SIZES[size]
     torch.set_num_threads(args.threads)
-    gflops = matmul_gflops()
+    # This CPU's float32 matmul speed at the run's thread count: a full run's minutes (and the time-matched
+    # peer's steps) scale with it, so results.json records it beside them.
+    gflops = matmul_gflops([(1024, 1024, 1024)], 0.25)
     print(f"[machine] float32 matmul {gflops:.0f} GFLOP/s on {args.threads} threads", flush=True)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -350,7 +342,8 @@ def main(argv=None) -> int:
     jobs.sort(key=lambda job: -cost[job[0]])
     t_eval = time.perf_counter()
     print(f"[eval] {len(jobs)} jobs on {args.eval_workers} worker(s)", flush=True)
-    done = run_jobs(jobs, args.eval_workers, threads=1)
+    eval_threads = 1 if args.eval_workers > 1 else args.threads  # per worker; one process runs at --threads
+    done = run_jobs(jobs, args.eval_workers, threads=eval_threads)
     eval_s = time.perf_counter() - t_eval
     diagnostics = done.pop(DIAGNOSTICS_JOB)
     diagnostics_s = diagnostics.pop("eval_s")
@@ -375,8 +368,7 @@ def main(argv=None) -> int:
         "published": PUBLISHED,
         "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
                     "python": platform.python_version(), "matmul_gflops": round(gflops, 1),
-                    "eval_workers": args.eval_workers, "eval_threads_per_worker": 1 if args.eval_workers > 1
-                    else args.threads},
+                    "eval_workers": args.eval_workers, "eval_threads_per_worker": eval_threads},
     }
     results["total_s"] = time.perf_counter() - t_start
     path = out / "results.json"

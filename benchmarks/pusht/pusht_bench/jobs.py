@@ -3,9 +3,8 @@
 Most rows are single-threaded at heart: pymunk steps one env at a time, and a CEM over a small MLP spends its
 time in Python and small kernels that a second torch thread barely speeds up (the peer's ViT is the exception).
 On a 2-core machine one process therefore left a core mostly idle for the evaluation's 20-30 minutes. Each
-row's result depends only on its own
-planner's seeded sampler and the episodes' seeds (the controller reseeds at every episode), not on which
-process runs it or in what order, so the rows can be shared out.
+row's result depends only on its own planner's seeded sampler and the episodes' seeds (the controller reseeds
+at every episode), not on which process runs it or in what order, so the rows can be shared out.
 
 Workers are forked after the models are built, so they inherit them (nothing is pickled but the results), take
 the next job in the caller's order (list the longest first), and run torch on one thread each. A job's
