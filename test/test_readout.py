@@ -221,3 +221,37 @@ def test_a_hostile_readout_size_is_refused_before_allocation(tmp_path):
     (tmp_path / "wm.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="readout.hidden"):
         load_world_model(tmp_path / "wm")
+
+
+def test_fit_readout_scores_its_training_frames_and_warns_when_held_out_frames_read_far_worse():
+    from ami_world_model.config import ImageSpec
+    from ami_world_model.models.encoder import Encoder
+    from ami_world_model.training.train_readout import OVERFIT_RATIO, fit_readout, readout_config
+    from ami_world_model.training.windows import frames_uint8, targets_array
+
+    data = _squares_with_targets(8, 0)
+    image = ImageSpec()
+    frames, targets = frames_uint8(data, image), targets_array(data)
+    cfg = ReadoutTrainConfig(steps=60, batch_size=16, hidden=16, warmup_steps=5, kind="spatial")
+    rcfg = readout_config(list(data.target_names), targets.numpy(), cfg)
+    torch.manual_seed(0)
+    encoder = Encoder(EncoderConfig(depth=1), image)
+
+    def fit(val_targets):
+        lines = []
+        _, _, m = fit_readout(encoder, frames, targets, rcfg, cfg, torch.device("cpu"), (frames, val_targets),
+                              WorldModelConfig(image=image, encoder=encoder.cfg).num_latents, log=lines.append)
+        return m, lines
+
+    # Held out = the training frames themselves: both scores are of the same frames, so they agree.
+    m, lines = fit(targets)
+    assert set(m["train_error_mm"]) == set(m["val_error_mm"]) == {"agent"}
+    assert m["train_error_mm"]["agent"] == pytest.approx(m["val_error_mm"]["agent"], rel=1e-4)
+    assert m["val_to_train_error"] == pytest.approx(1.0, rel=1e-4)
+    assert not any("more episodes" in line for line in lines)
+    # Held-out labels that do not match their frames (the head cannot know them): far worse, and the log says
+    # what to do about it.
+    m, lines = fit(targets.roll(len(targets) // 2, dims=0))
+    assert m["val_to_train_error"] > OVERFIT_RATIO, m
+    assert m["val_error_mm"]["agent"] > m["train_error_mm"]["agent"]
+    assert any("Record more episodes" in line for line in lines)
