@@ -286,11 +286,13 @@ out = Path(sys.argv[3])
 for hold in (1, 5):
     collect.collect(out / f"bag{hold}", out / f"held{hold}.npz", episodes=1, steps=20, heldout_episodes=1,
                     heldout_steps=10, resolution=64, seed=3, hold_steps=hold)
+collect.collect(out / "bag_more", out / "held_more.npz", episodes=2, steps=12, heldout_episodes=1,
+                heldout_steps=10, resolution=64, seed=3)
 """
 
 
 @pytest.mark.skipif(not BENCH_PY.exists(), reason="PushT benchmark venv missing: run `make bench-pusht-setup`")
-def test_collection_holds_the_draw_in_training_episodes_only(tmp_path):
+def test_collection_holds_the_draw_in_training_episodes_only_and_the_heldout_set_stays(tmp_path):
     proc = subprocess.run([str(BENCH_PY), "-c", _HOLD_SCRIPT, str(ROOT), str(BENCH), str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -301,6 +303,10 @@ def test_collection_holds_the_draw_in_training_episodes_only(tmp_path):
     h1, h5 = np.load(tmp_path / "held1.npz"), np.load(tmp_path / "held5.npz")
     np.testing.assert_array_equal(h1["states"], h5["states"])
     np.testing.assert_array_equal(h1["actions"], h5["actions"])
+    # ... and so does a bigger training set: the held-out rule draws from its own stream.
+    more = np.load(tmp_path / "held_more.npz")
+    np.testing.assert_array_equal(h1["actions"], more["actions"])
+    np.testing.assert_array_equal(h1["frames"], more["frames"])
     a1 = load_episodes(tmp_path / "bag1", BagSpec(image_size=[64, 64])).episodes[0].actions
     a5 = load_episodes(tmp_path / "bag5", BagSpec(image_size=[64, 64])).episodes[0].actions
     assert a1.shape == a5.shape == (20, 2)

@@ -37,11 +37,12 @@ from ami_world_model.bench.planning import matmul_gflops  # noqa: E402
 
 # Sizes. "full" is `make bench-pusht` (budgeted to finish in <= 60 min on a 2-core CPU); "small" the smoke test.
 SIZES: Dict[str, Dict[str, Any]] = {
-    # Budgeted on a quiet 2-core CPU of the faster kind (timings measured 2026-12-01, run 11): collection ~1 min,
-    # ours ~14 min of training (the read-out most of them, the pose-dynamics head ~1), the peer the same minutes,
-    # the state-model bound ~0.5 min, evaluation ~14 min on two workers (26 min of rows; one process took 23 in
-    # run 9): 44.2 min in all. The matmul-bound parts scale with the CPU (results.json's machine.matmul_gflops):
-    # at 125 GFLOP/s run 10 took 74 min with the evaluation in one process.
+    # Budgeted on a quiet 2-core CPU (timings measured 2026-12-01, run 12, at 163 GFLOP/s): collection ~3.5 min,
+    # ours ~18 min of training (the read-out most of them, the pose-dynamics head ~1), the peer the same minutes,
+    # the state-model bound ~0.5 min, evaluation ~14 min on two workers (26 min of rows): 55.1 min in all. The
+    # matmul-bound parts scale with the CPU (results.json's machine.matmul_gflops): at 125 GFLOP/s run 10 took
+    # 74 min with run 9's data and the evaluation in one process; "full-300" (run 11's 300 x 100 bag: 44.2 min
+    # at 188 GFLOP/s) is the size for such a machine.
     # The protocol CEM (300 x 30) costs ~1 s per plan for ours' pose dynamics and ~1 min for LeWM, so LeWM's
     # rows are time-capped per goal offset: results say how many episodes ran ("capped"). Ours, the oracle at the
     # node budget, the state model and random run all 50.
@@ -51,7 +52,10 @@ SIZES: Dict[str, Dict[str, Any]] = {
     # latent-predictor steps (1,200 until run 7; it gives the surprise and one row). Batches of 32 frames
     # (64 until run 8) take 0.07 s a step instead of 0.14: 6,400 steps (3,500 of 64 in run 8) fill the same
     # minutes and read as well (run 9: block 11.4 px against 11.0, in 7.8 min against 8.3).
-    "full": dict(resolution=64, episodes=300, steps=100, heldout_episodes=50, heldout_steps=80, push_fraction=0.0,
+    # 2,000 episodes of 50 steps (300 of 100 until run 11): the read-out had learned the T at the few places
+    # 300 episodes put it (run 11's checkpoint: block 3.4 px on its training frames, 9.7 held out); on 1,000 x 50
+    # it read the block to 6.2 px on run 11's own episodes. Collection is the only step that grows (~3 min).
+    "full": dict(resolution=64, episodes=2000, steps=50, heldout_episodes=50, heldout_steps=80, push_fraction=0.0,
                  pool=1, enc_steps=800, readout_steps=6400, readout_kind="spatial", readout_keep_weight=0.0,
                  readout_lr=1e-3, readout_batch=32, pred_steps=400, batch=64, peer_batch=32,
                  peer_max_steps=None, eval_episodes=50, offsets=[25, 50], protocol_cem=ev.PROTOCOL_CEM,
@@ -75,6 +79,9 @@ SIZES: Dict[str, Dict[str, Any]] = {
                   node_cem=dict(num_samples=16, iterations=2, top_k=4), state_steps=2, pose_dynamics_steps=2),
 }
 
+# Run 11's bag (300 episodes x 100 steps, 30,000 frames), the rest as full: ~6 min less on a 2-core CPU; the
+# read-out is then 1.5 to 2 x less precise (README, Run 12).
+SIZES["full-300"] = {**SIZES["full"], "episodes": 300, "steps": 100}
 # Run 2's configuration (the headline before run 5): the default 4 x 4 latent grid with the read-out's pull
 # (0.1) and 2,000 predictor steps; the read-out is 36 / 35 / 20 px off instead of 6 / 20 / 10 (README).
 SIZES["full-pool2"] = {**SIZES["full"], "pool": None, "readout_keep_weight": None, "pred_steps": 2000,

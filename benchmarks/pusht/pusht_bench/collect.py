@@ -57,6 +57,7 @@ POSE_SCALE = 1e-3  # pose units per env pixel: positions are px / 1000, so read-
 # tolerance, so the read-out energy weighs angle and position as the success test does.
 TIP_LOCAL_PX = (0.0, 60.0)
 DIST_CONSTRAINT_PX = 100.0
+HELDOUT_SEED = 1_000_000  # the held-out episodes' env seeds start here; their rule's draws too
 PUSH_STANDOFF_PX = 70.0
 
 
@@ -159,7 +160,8 @@ def collect(bag_dir: Path, heldout_path: Path, episodes: int, steps: int, heldou
     ``hold_steps``: the training episodes' random draws are held that many steps (the held-out ones, which the
     evaluation's starts and goals come from, always follow the rule as published).
 
-    Training seeds are ``seed + i``; held-out seeds start at ``seed + 1_000_000`` (never in the bag).
+    Training seeds are ``seed + i``; held-out seeds start at ``seed + HELDOUT_SEED`` (never in the bag), and
+    their random rule draws from a generator of that seed, not the training episodes'.
     Returns stats: frames, contact fraction, collection seconds.
     """
     from ami_world_model.data.bags import BagWriter
@@ -192,7 +194,11 @@ def collect(bag_dir: Path, heldout_path: Path, episodes: int, steps: int, heldou
             t_base += steps * period + 1.0
     t_train = time.perf_counter() - t0
 
-    held = [_run_episode(env, seed + 1_000_000 + i, heldout_steps, False, rng) for i in range(heldout_episodes)]
+    # Their own random stream, so that the evaluation's episodes do not change with the training set's size
+    # (until run 12 they continued the training episodes' stream).
+    held_rng = np.random.default_rng(seed + HELDOUT_SEED)
+    held = [_run_episode(env, seed + HELDOUT_SEED + i, heldout_steps, False, held_rng)
+            for i in range(heldout_episodes)]
     np.savez_compressed(
         heldout_path,
         states=np.stack([h["states"] for h in held]),  # [E, T+1, 7]
