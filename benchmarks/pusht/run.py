@@ -54,7 +54,8 @@ SIZES: Dict[str, Dict[str, Any]] = {
     # minutes and read as well (run 9: block 11.4 px against 11.0, in 7.8 min against 8.3).
     # 2,000 episodes of 50 steps (300 of 100 until run 11): the read-out had learned the T at the few places
     # 300 episodes put it (run 11's checkpoint: block 3.4 px on its training frames, 9.7 held out); on 1,000 x 50
-    # it read the block to 6.2 px on run 11's own episodes. Collection is the only step that grows (~3 min).
+    # it read the block to 6.2 px on run 11's own episodes, on 2,000 x 50 to 5.0. Collection grows to ~3.3 min
+    # and ours' training by ~2 (loading and encoding the frames), so the time-matched peer's too.
     "full": dict(resolution=64, episodes=2000, steps=50, heldout_episodes=50, heldout_steps=80, push_fraction=0.0,
                  pool=1, enc_steps=800, readout_steps=6400, readout_kind="spatial", readout_keep_weight=0.0,
                  readout_lr=1e-3, readout_batch=32, pred_steps=400, batch=64, peer_batch=32,
@@ -80,7 +81,7 @@ SIZES: Dict[str, Dict[str, Any]] = {
 }
 
 # Run 11's bag (300 episodes x 100 steps, 30,000 frames), the rest as full: ~6 min less on a 2-core CPU; the
-# read-out is then 1.5 to 2 x less precise (README, Run 12).
+# read-out then places the block and its tip 1.7 to 1.9 x less precisely (README, Run 12).
 SIZES["full-300"] = {**SIZES["full"], "episodes": 300, "steps": 100}
 # Run 2's configuration (the headline before run 5): the default 4 x 4 latent grid with the read-out's pull
 # (0.1) and 2,000 predictor steps; the read-out is 36 / 35 / 20 px off instead of 6 / 20 / 10 (README).
