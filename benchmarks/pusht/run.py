@@ -42,7 +42,7 @@ SIZES: Dict[str, Dict[str, Any]] = {
     # the state-model bound ~0.5 min, evaluation ~14 min on two workers (26 min of rows): 55.1 min in all. The
     # matmul-bound parts scale with the CPU (results.json's machine.matmul_gflops): at 125 GFLOP/s run 10 took
     # 74 min with run 9's data and the evaluation in one process; "full-300" (run 11's 300 x 100 bag: 44.2 min
-    # at 188 GFLOP/s) is the size for such a machine.
+    # at 188 GFLOP/s, ~44 at 163) is the size for such a machine.
     # The protocol CEM (300 x 30) costs ~1 s per plan for ours' pose dynamics and ~1 min for LeWM, so LeWM's
     # rows are time-capped per goal offset: results say how many episodes ran ("capped"). Ours, the oracle at the
     # node budget, the state model and random run all 50.
@@ -80,8 +80,9 @@ SIZES: Dict[str, Dict[str, Any]] = {
                   node_cem=dict(num_samples=16, iterations=2, top_k=4), state_steps=2, pose_dynamics_steps=2),
 }
 
-# Run 11's bag (300 episodes x 100 steps, 30,000 frames), the rest as full: ~6 min less on a 2-core CPU; the
-# read-out then places the block and its tip 1.7 to 1.9 x less precisely (README, Run 12).
+# Run 11's bag (300 episodes x 100 steps, 30,000 frames), the rest as full: ~11 min less on a 2-core CPU; the
+# read-out then places the block and its tip 1.7 to 1.9 x less precisely, and ours solved 25 of run 12's 50
+# episodes instead of 37 (README, Run 12).
 SIZES["full-300"] = {**SIZES["full"], "episodes": 300, "steps": 100}
 # Run 2's configuration (the headline before run 5): the default 4 x 4 latent grid with the read-out's pull
 # (0.1) and 2,000 predictor steps; the read-out is 36 / 35 / 20 px off instead of 6 / 20 / 10 (README).
