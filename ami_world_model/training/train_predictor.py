@@ -46,11 +46,11 @@ from ami_world_model.training.train_readout import (
 )
 from ami_world_model.training.windows import (
     Windows,
+    encode_frames,
     frames_uint8,
     make_windows,
     split_episodes,
     targets_array,
-    to_float,
 )
 
 
@@ -113,13 +113,6 @@ def _spec_from_data(data: EpisodeSet, frame_skip: int) -> Tuple[ActionSpec, Stat
         state.mean = [float(x) for x in sts.mean(0)]
         state.std = [float(x) for x in np.maximum(sts.std(0), 1e-6)]
     return spec, state
-
-
-@torch.no_grad()
-def encode_frames(encoder: Encoder, frames: Tensor, device: torch.device, batch: int = 256) -> Tensor:
-    """uint8 frames [F,3,H,W] -> latents [F,N,D] with the frozen encoder."""
-    encoder.eval()
-    return torch.cat([encoder(to_float(c).to(device)) for c in frames.split(batch)])
 
 
 def _batch(lat: Tensor, win: Windows, idx: np.ndarray, device: torch.device

@@ -22,7 +22,7 @@ from ami_world_model.models.config import ReadoutConfig
 from ami_world_model.models.encoder import Encoder
 from ami_world_model.models.readout import Readout, per_object_distance
 from ami_world_model.training import common
-from ami_world_model.training.windows import to_float
+from ami_world_model.training.windows import encode_frames, to_float
 
 # The training frames the fitted head is also scored on (as many as the held-out ones, at most this many).
 TRAIN_ERROR_FRAMES = 4096
@@ -105,9 +105,7 @@ def fit_readout(encoder: Encoder, frames: Tensor, targets: Tensor, rcfg: Readout
     # the objects were in the recorded episodes, which more steps do not mend and more episodes do.
     pick = torch.randperm(frames.shape[0], generator=torch.Generator().manual_seed(cfg.seed))
     pick = pick[:max(1, min(frames.shape[0], val_frames.shape[0], TRAIN_ERROR_FRAMES))]
-    with torch.no_grad():
-        z_val = torch.cat([tuned(to_float(c).to(device)) for c in val_frames.split(256)])
-        z_fit = torch.cat([tuned(to_float(frames[c]).to(device)) for c in pick.split(256)])
+    z_val, z_fit = encode_frames(tuned, val_frames, device), encode_frames(tuned, frames[pick], device)
     val_error = readout_errors_mm(head, z_val, val_targets.to(device))
     fit_error = readout_errors_mm(head, z_fit, targets[pick.to(targets.device)])
     ratio = sum(val_error.values()) / max(sum(fit_error.values()), 1e-9)

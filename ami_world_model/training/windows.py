@@ -63,6 +63,14 @@ def to_float(frames: torch.Tensor) -> torch.Tensor:
     return frames.float().div_(255.0)
 
 
+@torch.no_grad()
+def encode_frames(encoder: torch.nn.Module, frames: torch.Tensor, device: torch.device, batch: int = 256
+                  ) -> torch.Tensor:
+    """uint8 frames [F,3,H,W] -> latents [F,N,D] with the frozen encoder, ``batch`` frames at a time."""
+    encoder.eval()
+    return torch.cat([encoder(to_float(c).to(device)) for c in frames.split(batch)])
+
+
 def make_windows(data: EpisodeSet, length: int, frame_skip: int = 1) -> Windows:
     """All windows of ``length`` frames (stride 1 in start time) across the episodes."""
     if length < 2 or frame_skip < 1:
