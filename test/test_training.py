@@ -174,7 +174,8 @@ def test_cli_trains_both_stages_from_npz(tmp_path, capsys):
 
 
 def test_cli_pool_predictor_size_and_readout_keep_weight_flags(tmp_path, capsys):
-    """--pool sets the encoder's latent grid (kept in its checkpoint, used by the predictor stage);
+    """--pool sets the encoder's latent grid (kept in its checkpoint, used by the predictor stage), --image-size
+    and --patch-size its input and patches;
     --predictor-width/-depth size the predictor; --readout-keep-weight, --readout-lr, --readout-batch-size and
     --seed reach the read-out fine-tune's config (--seed the pose-dynamics head's too); bad values are usage
     errors, not tracebacks."""
@@ -204,6 +205,25 @@ def test_cli_pool_predictor_size_and_readout_keep_weight_flags(tmp_path, capsys)
         with pytest.raises(SystemExit, match=says):
             cli.main(p.parse_args(["encoder", *base, "--out", str(tmp_path / "e2"), "--pool", bad]))
     assert not (tmp_path / "e2.safetensors").exists()
+
+    # --image-size / --patch-size: a 96 px model with 12 px patches keeps the 8 x 8 grid; the predictor stage
+    # reads the frames at the encoder's size (the 64 px data area-resized) and the checkpoint says 96.
+    assert cli.main(p.parse_args(["encoder", *base, "--out", str(tmp_path / "e96"), "--image-size", "96",
+                                  "--patch-size", "12", "--pool", "1"])) == 0
+    enc96, _ = load_encoder(tmp_path / "e96")
+    assert (enc96.image.height, enc96.image.width, enc96.cfg.patch_size) == (96, 96, 12)
+    assert enc96.cfg.grid(enc96.image) == [8, 8]
+    assert cli.main(p.parse_args(["predictor", *base, "--encoder", str(tmp_path / "e96"),
+                                  "--out", str(tmp_path / "wm96")])) == 0
+    wm96 = load_world_model(tmp_path / "wm96")
+    assert wm96.config.image.height == 96 and wm96.config.num_latents == 64
+    assert wm96.encode(torch.rand(1, 3, 96, 96)).shape == (1, 64, wm96.config.encoder.embed_dim)
+    for flags, says in ((["--image-size", "100"], "--image-size 100: .*not a multiple of patch_size 8"),
+                        (["--patch-size", "0"], "--patch-size 0: .*positive"),
+                        (["--image-size", "0"], "--image-size 0: .*positive")):
+        with pytest.raises(SystemExit, match=says):
+            cli.main(p.parse_args(["encoder", *base, "--out", str(tmp_path / "e3"), *flags]))
+    assert not (tmp_path / "e3.safetensors").exists()
 
     def readout_cfg(*flags):
         return cli._readout_config(PredictorTrainConfig().readout,

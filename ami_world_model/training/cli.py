@@ -41,6 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="average-pool the patch grid pool x pool into the latent grid (default: the preset's, 2 "
                      "for tiny: 64 px -> 4x4 tokens). 1 keeps every patch: 4x the planning cost, but a 3-pixel "
                      "object is read out far sooner (benchmarks/pusht/README.md)")
+    enc.add_argument("--image-size", type=int, default=None, metavar="PX",
+                     help="the model's square input in pixels (default: the preset's, 64 for tiny); frames are "
+                     "area-resized to it. With --patch-size at PX / 8 the patch grid, and so the compute, stays "
+                     "8 x 8 while each patch sees finer detail (benchmarks/pusht/README.md, run 13)")
+    enc.add_argument("--patch-size", type=int, default=None, metavar="PX",
+                     help="the encoder's patch side in pixels (default: the preset's, 8 for tiny)")
     pred = p.add_argument_group("predictor stage")
     pred.add_argument("--encoder", type=Path, help="encoder checkpoint (from `train encoder`) [predictor]")
     pred.add_argument("--context-frames", type=int, default=None, help="k")
@@ -186,12 +192,17 @@ def main(args: argparse.Namespace) -> int:
             from ami_world_model.training.train_encoder import EncoderTrainConfig, train_encoder
 
             preset = getattr(WorldModelConfig, args.preset)()
-            try:  # a bad --pool is a usage error, said before any data is read
-                encoder_cfg = preset.encoder if args.pool is None else replace(preset.encoder, pool=args.pool)
-                encoder_cfg.latent_grid(preset.image)
+            try:  # a bad --pool / --image-size / --patch-size is a usage error, said before any data is read
+                sizes = {k: v for k, v in (("pool", args.pool), ("patch_size", args.patch_size)) if v is not None}
+                encoder_cfg = replace(preset.encoder, **sizes)
+                image = preset.image if args.image_size is None else replace(
+                    preset.image, height=args.image_size, width=args.image_size)
+                encoder_cfg.latent_grid(image)
             except ConfigError as e:
-                raise SystemExit(f"--pool {args.pool}: {e}") from None
-            cfg = replace(EncoderTrainConfig(image=preset.image, encoder=encoder_cfg), **common_kw)
+                given = [f"--{k.replace('_', '-')} {v}" for k, v in (("pool", args.pool), ("image_size",
+                         args.image_size), ("patch_size", args.patch_size)) if v is not None]
+                raise SystemExit(f"{' / '.join(given)}: {e}") from None
+            cfg = replace(EncoderTrainConfig(image=image, encoder=encoder_cfg), **common_kw)
             data = load_data(args, cfg.image)
             _, metrics = train_encoder(data, cfg, out=args.out, resume=args.resume, ctx=ctx,
                                        show_progress=not args.no_progress)
