@@ -44,12 +44,13 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
           predictor_depth: Optional[int] = None, state_topic: Optional[str] = None, state_field: Optional[str] = None,
           state_joints: Sequence[str] = (), pose_dynamics_frame: Sequence[str] = (),
           pose_dynamics_steps: Optional[int] = None, readout_lr: Optional[float] = None,
-          readout_batch_size: Optional[int] = None) -> Dict[str, Any]:
-    """`ami-wm train encoder` (``--pool`` when given) then `ami-wm train predictor` (``--predictor-width`` /
-    ``--predictor-depth`` when given; ``--pose-topic`` per pose topic and ``--readout-steps``,
-    ``--readout-kind``, ``--readout-keep-weight``, ``--readout-lr`` and ``--readout-batch-size`` when there
-    are any; ``--state-topic`` / ``--state-field`` / ``--state-joint`` and ``--pose-dynamics-frame`` /
-    ``--pose-dynamics-steps`` when given); returns the checkpoint stem and timings."""
+          readout_batch_size: Optional[int] = None, image_size: Optional[int] = None,
+          patch_size: Optional[int] = None) -> Dict[str, Any]:
+    """`ami-wm train encoder` (``--pool``, ``--image-size``, ``--patch-size`` when given) then `ami-wm train
+    predictor` (``--predictor-width`` / ``--predictor-depth`` when given; ``--pose-topic`` per pose topic and
+    ``--readout-steps``, ``--readout-kind``, ``--readout-keep-weight``, ``--readout-lr`` and
+    ``--readout-batch-size`` when there are any; ``--state-topic`` / ``--state-field`` / ``--state-joint`` and
+    ``--pose-dynamics-frame`` / ``--pose-dynamics-steps`` when given); returns the checkpoint stem and timings."""
     out_dir.mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "-m", "ami_world_model.cli", "train"]
     common = ["--batch-size", str(batch_size), "--seed", str(seed), "--no-progress"]
@@ -67,6 +68,8 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
         poses += ["--pose-dynamics-frame", ",".join(pose_dynamics_frame)]
         poses += ["--pose-dynamics-steps", str(pose_dynamics_steps)] if pose_dynamics_steps is not None else []
     pooling = ["--pool", str(pool)] if pool is not None else []
+    pooling += ["--image-size", str(image_size)] if image_size is not None else []
+    pooling += ["--patch-size", str(patch_size)] if patch_size is not None else []
     sizing = ["--predictor-width", str(predictor_width)] if predictor_width is not None else []
     sizing += ["--predictor-depth", str(predictor_depth)] if predictor_depth is not None else []
     t0 = time.perf_counter()
@@ -87,6 +90,7 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
             "readout_batch_size": (ReadoutTrainConfig().batch_size if readout_batch_size is None
                                    else readout_batch_size) if pose_topics else None,
             "pool": EncoderConfig().pool if pool is None else pool,
+            "image_size": image_size, "patch_size": EncoderConfig().patch_size if patch_size is None else patch_size,
             "predictor_width": PredictorConfig().embed_dim if predictor_width is None else predictor_width,
             "predictor_depth": PredictorConfig().depth if predictor_depth is None else predictor_depth,
             "state_topic": state_topic, "state_field": state_field,
