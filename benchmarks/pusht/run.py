@@ -57,13 +57,13 @@ SIZES: Dict[str, Dict[str, Any]] = {
     # 300 episodes put it (run 11's checkpoint: block 3.4 px on its training frames, 9.7 held out); on 1,000 x 50
     # it read the block to 6.2 px on run 11's own episodes, on 2,000 x 50 to 5.0. Collection grows to ~3.3 min
     # and ours' training by ~2 (loading and encoding the frames), so the time-matched peer's too.
-    "full-64": dict(resolution=64, episodes=2000, steps=50, heldout_episodes=50, heldout_steps=80, push_fraction=0.0,
-                 pool=1, enc_steps=800, readout_steps=6400, readout_kind="spatial", readout_keep_weight=0.0,
-                 readout_lr=1e-3, readout_batch=32, pred_steps=400, batch=64, peer_batch=32,
-                 peer_max_steps=None, eval_episodes=50, offsets=[25, 50], protocol_cem=ev.PROTOCOL_CEM,
-                 oracle_cem="node", protocol_cap_s=150.0, peer_node_cap_s=200.0,
-                 oracle_mid_cem=dict(num_samples=128, iterations=10, top_k=16), oracle_mid_cap_s=100.0,
-                 state_steps=6000, pose_dynamics_steps=15000),
+    "full-64": dict(resolution=64, episodes=2000, steps=50, heldout_episodes=50, heldout_steps=80,
+                    push_fraction=0.0, pool=1, enc_steps=800, readout_steps=6400, readout_kind="spatial",
+                    readout_keep_weight=0.0, readout_lr=1e-3, readout_batch=32, pred_steps=400, batch=64,
+                    peer_batch=32, peer_max_steps=None, eval_episodes=50, offsets=[25, 50],
+                    protocol_cem=ev.PROTOCOL_CEM, oracle_cem="node", protocol_cap_s=150.0, peer_node_cap_s=200.0,
+                    oracle_mid_cem=dict(num_samples=128, iterations=10, top_k=16), oracle_mid_cap_s=100.0,
+                    state_steps=6000, pose_dynamics_steps=15000),
     # Run 13: 96 px frames in 12-px patches (the same 8 x 8 grid of 64 tokens, so about the same compute), and
     # the read-out's batches of 16 for twice the steps (the same frames seen): the read-out's errors are what
     # ours was short of (run 12: the simulator's points instead of it, 46/50 against 37/50; run 13: 41/50 on the
@@ -94,7 +94,7 @@ SIZES: Dict[str, Dict[str, Any]] = {
                   node_cem=dict(num_samples=16, iterations=2, top_k=4), state_steps=2, pose_dynamics_steps=2),
 }
 
-# Run 11's bag (300 episodes x 100 steps, 30,000 frames), the rest as full: ~11 min less on a 2-core CPU; the
+# Run 11's bag (300 episodes x 100 steps, 30,000 frames), the rest as full-64 (64 px): ~11 min less on a 2-core CPU; the
 # read-out then places the block and its tip 1.7 to 1.9 x less precisely, and ours solved 25 of run 12's 50
 # episodes instead of 37 (README, Run 12).
 SIZES["full-300"] = {**SIZES["full-64"], "episodes": 300, "steps": 100}
@@ -102,7 +102,7 @@ SIZES["full-300"] = {**SIZES["full-64"], "episodes": 300, "steps": 100}
 # (0.1) and 2,000 predictor steps; the read-out is 36 / 35 / 20 px off instead of 6 / 20 / 10 (README).
 SIZES["full-pool2"] = {**SIZES["full-64"], "pool": None, "readout_keep_weight": None, "pred_steps": 2000,
                        "readout_steps": 2000, "readout_lr": None, "readout_batch": None}
-# full with the collection rule's random draw held for 5 steps in the training episodes (the evaluation's
+# full-64 with the collection rule's random draw held for 5 steps in the training episodes (the evaluation's
 # held-out trajectories, starts and goals are unchanged): the data then has the command structure of a plan.
 SIZES["full-held"] = {**SIZES["full-64"], "hold_steps": ev.FRAMESKIP}
 
