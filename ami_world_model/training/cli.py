@@ -193,15 +193,15 @@ def main(args: argparse.Namespace) -> int:
 
             preset = getattr(WorldModelConfig, args.preset)()
             try:  # a bad --pool / --image-size / --patch-size is a usage error, said before any data is read
-                sizes = {k: v for k, v in (("pool", args.pool), ("patch_size", args.patch_size)) if v is not None}
-                encoder_cfg = replace(preset.encoder, **sizes)
+                given = {k: v for k, v in (("pool", args.pool), ("image_size", args.image_size),
+                                           ("patch_size", args.patch_size)) if v is not None}
+                encoder_cfg = replace(preset.encoder, **{k: v for k, v in given.items() if k != "image_size"})
                 image = preset.image if args.image_size is None else replace(
                     preset.image, height=args.image_size, width=args.image_size)
                 encoder_cfg.latent_grid(image)
             except ConfigError as e:
-                given = [f"--{k.replace('_', '-')} {v}" for k, v in (("pool", args.pool), ("image_size",
-                         args.image_size), ("patch_size", args.patch_size)) if v is not None]
-                raise SystemExit(f"{' / '.join(given)}: {e}") from None
+                flags = " / ".join(f"--{k.replace('_', '-')} {v}" for k, v in given.items())
+                raise SystemExit(f"{flags}: {e}") from None
             cfg = replace(EncoderTrainConfig(image=image, encoder=encoder_cfg), **common_kw)
             data = load_data(args, cfg.image)
             _, metrics = train_encoder(data, cfg, out=args.out, resume=args.resume, ctx=ctx,
