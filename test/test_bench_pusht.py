@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -97,6 +98,72 @@ def test_predicted_readout_error_is_zero_for_a_perfect_model_and_the_copy_baseli
     moved = np.linalg.norm(np.cumsum(5 * plan, axis=0), axis=1)
     np.testing.assert_allclose(np.asarray(still["copy_px_per_block"])[:, 0], moved, atol=0.05)
     assert np.allclose(np.asarray(still["copy_px_per_block"])[:, 1:], 0.0)
+
+
+class _ReadoutAdapter:
+    """Ours' planning adapter reduced to its arithmetic: the "latent" of a frame is the read-out itself (the
+    three points, metres), the head moves the agent by the action, the energy is the summed point distance."""
+
+    def __init__(self) -> None:
+        self.first_states = []
+
+    def encode(self, frame):
+        import torch
+
+        return torch.as_tensor(frame, dtype=torch.float32).reshape(1, 6)
+
+    def positions(self, z):
+        return z[0].clone()
+
+    def proprio_state(self, obs):
+        return None
+
+    def pose_state0(self, z, obs=None):
+        from ami_world_model.planning.dynamics import PoseState
+
+        return PoseState(self.positions(z)[None], None)
+
+    def pose_dynamics(self, state, a):
+        from ami_world_model.planning.dynamics import PoseState
+
+        if not self.first_states:
+            self.first_states.append(state.positions[0].clone())
+        p = state.positions.clone()
+        p[:, :2] += a
+        return PoseState(p, None)
+
+    def pose_energy(self, state, goal):
+        return (state.positions - goal).reshape(state.positions.shape[0], 3, 2).norm(dim=-1).sum(dim=1)
+
+
+def test_pose_planner_takes_the_agent_from_the_joint_state_and_the_block_from_the_image():
+    ev = _bench_module("evaluate")
+    seen = np.array([0.10, 0.10, 0.20, 0.20, 0.20, 0.26], dtype=np.float32)  # what the "read-out" sees
+    obs = np.array([300.0, 50.0, 200.0, 200.0, 0.0, 0.0, 0.0])  # env px: the agent's true position differs
+    goal_frame = np.array([0.30, 0.30, 0.25, 0.20, 0.25, 0.26], dtype=np.float32)
+    goal_state = np.array([120.0, 400.0, 250.0, 200.0, 0.0, 0.0, 0.0])
+
+    class Env:
+        unwrapped = SimpleNamespace(_get_obs=lambda: obs)
+
+    def joints(o):
+        return np.asarray(o[:2]) * 1e-3
+
+    cfg = ev.protocol_planner(num_samples=8, iterations=1, top_k=2)
+    for joint_position, goal_joints in ((None, False), (joints, False), (joints, True)):
+        adapter = _ReadoutAdapter()
+        planner = ev.PosePlanner(adapter, cfg, [-1, -1], [1, 1], joint_position=joint_position,
+                                 goal_joint_position=goal_joints)
+        planner.begin(goal_frame, goal_state)
+        planner.plan(seen, Env())
+        start, goal = adapter.first_states[0].numpy(), planner.goal.numpy()
+        want_agent = seen[:2] if joint_position is None else [0.3, 0.05]
+        np.testing.assert_allclose(start[:2], want_agent, atol=1e-6)
+        np.testing.assert_allclose(start[2:], seen[2:], atol=1e-6)  # the block is always the read-out's
+        np.testing.assert_allclose(goal[:2], [0.12, 0.4] if goal_joints else goal_frame[:2], atol=1e-6)
+        np.testing.assert_allclose(goal[2:], goal_frame[2:], atol=1e-6)
+    with pytest.raises(ValueError, match="goal_joint_position needs joint_position"):
+        ev.PosePlanner(_ReadoutAdapter(), cfg, [-1, -1], [1, 1], goal_joint_position=True)
 
 
 def test_wilson_interval_matches_known_values():
@@ -260,7 +327,9 @@ def test_bench_pusht_smoke(tmp_path):
             "oracle (CEM on the simulator)", "random",
             "state model (true state, learned dynamics; protocol CEM)",
             "state model (true state, learned dynamics; node budget)",
-            "our perception + state model (protocol CEM)", "our perception + state model (node budget)"} <= names
+            "our perception + state model (protocol CEM)", "our perception + state model (node budget)",
+            "ours + the agent's joint position at the start (pose dynamics; protocol CEM)",
+            "ours + the agent's joint position at the start and the goal (pose dynamics; protocol CEM)"} <= names
     for row in res["planners"].values():
         r = row["offsets"]["25"]
         assert r["episodes"] == 1 and r["successes"] in (0, 1)

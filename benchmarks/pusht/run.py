@@ -270,6 +270,16 @@ def main(argv=None) -> int:
                                                           ours_info["train_s"], proto, None)
         planners["ours (pose dynamics; node budget)"] = (ev.PosePlanner(ours, cem(node), low, high), ours.params(),
                                                          ours_info["train_s"], node, None)
+        # Ours with the agent's position from its joint state (as a robot knows where its tool is; the block is
+        # still read from the images): at the start only (the goal an image, as LeWM's), and at the start and in
+        # the goal (DINO-WM's PushT goal: the image and the agent's proprioception).
+        planners["ours + the agent's joint position at the start (pose dynamics; protocol CEM)"] = (
+            ev.PosePlanner(ours, cem(proto), low, high, joint_position=collect_mod.agent_joint_position),
+            ours.params(), ours_info["train_s"], proto, None)
+        planners["ours + the agent's joint position at the start and the goal (pose dynamics; protocol CEM)"] = (
+            ev.PosePlanner(ours, cem(proto), low, high, joint_position=collect_mod.agent_joint_position,
+                           goal_joint_position=True),
+            ours.params(), ours_info["train_s"], proto, None)
         # A bound, not ours: the same head planned from the simulator's own points (start and goal), so the
         # gap to ours' rows is what our perception costs.
         for label, budget in (("protocol CEM", proto), ("node budget", node)):
@@ -279,8 +289,11 @@ def main(argv=None) -> int:
                 ours.params(), ours_info["train_s"], budget, None)
     planners["ours (latent predictor; node budget)"] = (ev.ModelPlanner(ours, cem(node), low, high), ours.params(),
                                                         ours_info["train_s"], node, None)
+    # One planning adapter per peer, for its rows and its diagnostics.
+    peer_adapters = {kind: peer_mod.PeerPlanning(tr["model"], peer_mod.PeerConfig(**tr["metrics"]["config"]),
+                                                 tr["windows"]) for kind, tr in peers.items()}
     for kind, tr in peers.items():
-        adapter = peer_mod.PeerPlanning(tr["model"], peer_mod.PeerConfig(**tr["metrics"]["config"]), tr["windows"])
+        adapter = peer_adapters[kind]
         m = tr["metrics"]
         planners[f"{kind} (peer, protocol CEM)"] = (ev.ModelPlanner(adapter, cem(proto), low, high), m["params"],
                                                     m["train_s"], proto, S["protocol_cap_s"])
@@ -336,9 +349,7 @@ def main(argv=None) -> int:
                 name: ev.predicted_readout_error_px(ours, diag_env, diag_eps, fn, collect_mod.pose_points,
                                                     collect_mod.POSE_SCALE)
                 for name, fn in (("random_plans", random_plan), ("node_cem_plans", node_plan))}
-        for kind, tr in peers.items():
-            adapter = peer_mod.PeerPlanning(tr["model"], peer_mod.PeerConfig(**tr["metrics"]["config"]),
-                                            tr["windows"])
+        for kind, adapter in peer_adapters.items():
             diagnostics[kind] = ev.energy_quality(adapter, held, S["offsets"][0])
         diagnostics["eval_s"] = time.perf_counter() - t  # results.json's diagnostics_s: no more guessing it
         print(f"[energy quality @{S['offsets'][0]}] {diagnostics}", flush=True)

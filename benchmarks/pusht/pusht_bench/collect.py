@@ -239,3 +239,9 @@ def pose_targets(base: Any) -> np.ndarray:
 def agent_joint_velocity(obs: np.ndarray) -> np.ndarray:
     """The env's 7-D observation -> the agent's joint velocity as /joint_states records it (x POSE_SCALE)."""
     return np.asarray(obs[5:7], dtype=np.float64) * POSE_SCALE
+
+
+def agent_joint_position(obs: np.ndarray) -> np.ndarray:
+    """The env's 7-D observation (or state) -> the agent's joint position as /joint_states records it (x
+    POSE_SCALE): the read-out's agent point in its units."""
+    return np.asarray(obs[0:2], dtype=np.float64) * POSE_SCALE

@@ -99,12 +99,23 @@ class PosePlanner:
 
     ``true_points(env) -> [P]`` (the head's units) replaces what the read-out sees, in the current state and the
     goal's, by the simulator's own points: a diagnostic bound (how far ours' head plans with perfect eyes), never
-    ours."""
+    ours.
+
+    ``joint_position(obs) -> [2]`` (the head's units): the agent's position as the robot's joint state reports it
+    (``/joint_states`` position) replaces the read-out's agent point (the first) in the current state, as a
+    robot knows where its own tool is; with ``goal_joint_position`` also in the goal's, from the goal state's
+    joints (DINO-WM's PushT goal: the image and the agent's proprioception). The block is still read from the
+    images."""
 
     def __init__(self, adapter: Any, cfg: PlannerConfig, low: Sequence[float], high: Sequence[float],
                  true_points: Optional[Callable[[Any], np.ndarray]] = None,
-                 make_env: Optional[Callable[[], Any]] = None) -> None:
+                 make_env: Optional[Callable[[], Any]] = None,
+                 joint_position: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                 goal_joint_position: bool = False) -> None:
+        if goal_joint_position and joint_position is None:
+            raise ValueError("PosePlanner: goal_joint_position needs joint_position")
         self.adapter, self.cfg, self.true_points = adapter, cfg, true_points
+        self.joint_position, self.goal_joint_position = joint_position, goal_joint_position
         self.ctrl = RecedingHorizonController(cfg, low, high)
         self.goal: Optional[torch.Tensor] = None
         self.sim = None
@@ -123,7 +134,16 @@ class PosePlanner:
             self.sim._set_state(np.asarray(goal_state, dtype=np.float64))
             self.goal = self._points(self.sim)
         else:
-            self.goal = self.adapter.positions(self.adapter.encode(goal_frame))
+            self.goal = self._with_joints(self.adapter.positions(self.adapter.encode(goal_frame)), goal_state,
+                                          self.goal_joint_position)
+
+    def _with_joints(self, positions: torch.Tensor, obs: np.ndarray, use: bool) -> torch.Tensor:
+        """``[P]`` read-out positions with the agent's (the first point) from the joint state when ``use``."""
+        if not use or self.joint_position is None:
+            return positions
+        out = positions.clone()
+        out[:2] = torch.as_tensor(np.asarray(self.joint_position(obs), dtype=np.float32))
+        return out
 
     @torch.no_grad()
     def plan(self, frame: np.ndarray, env: Any) -> np.ndarray:
@@ -132,6 +152,7 @@ class PosePlanner:
             state0 = PoseState(self._points(env.unwrapped)[None], self.adapter.proprio_state(obs))
         else:
             state0 = self.adapter.pose_state0(self.adapter.encode(frame), obs)
+            state0 = PoseState(self._with_joints(state0.positions[0], obs, True)[None], state0.state)
         res = self.ctrl.plan(state0, self.goal, self.adapter.pose_dynamics, energy=self.adapter.pose_energy)
         return res.actions.cpu().numpy()
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from ami_world_model.config import ImageSpec
 from ami_world_model.evaluation.energy_quality import model_energy
 from ami_world_model.models.checkpoint import load_world_model
 from ami_world_model.models.config import EncoderConfig, PredictorConfig, ReadoutConfig
@@ -90,7 +91,8 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
             "readout_batch_size": (ReadoutTrainConfig().batch_size if readout_batch_size is None
                                    else readout_batch_size) if pose_topics else None,
             "pool": EncoderConfig().pool if pool is None else pool,
-            "image_size": image_size, "patch_size": EncoderConfig().patch_size if patch_size is None else patch_size,
+            "image_size": ImageSpec().height if image_size is None else image_size,
+            "patch_size": EncoderConfig().patch_size if patch_size is None else patch_size,
             "predictor_width": PredictorConfig().embed_dim if predictor_width is None else predictor_width,
             "predictor_depth": PredictorConfig().depth if predictor_depth is None else predictor_depth,
             "state_topic": state_topic, "state_field": state_field,
