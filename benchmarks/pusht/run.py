@@ -69,7 +69,8 @@ SIZES: Dict[str, Dict[str, Any]] = {
     # ours was short of (run 12: the simulator's points instead of it, 46/50 against 37/50; run 13: 41/50 on the
     # same episodes, the block read to 2.7 px median instead of 4.0). 54.6 min at 185 GFLOP/s (ours 18.0 of
     # training, 10 % more per GFLOP than full-64's); about 60 estimated at 163, 75 at 125: full-64 or full-300
-    # on such machines.
+    # on such machines. Run 14, with ours' two rows that take the agent's position from its joint state (about 3 more
+    # minutes of evaluation): 59.0 min at 178 GFLOP/s.
     "full": dict(resolution=96, patch=12, episodes=2000, steps=50, heldout_episodes=50, heldout_steps=80,
                  push_fraction=0.0, pool=1, enc_steps=800, readout_steps=12800, readout_kind="spatial",
                  readout_keep_weight=0.0, readout_lr=1e-3, readout_batch=16, pred_steps=400, batch=64, peer_batch=32,
