@@ -307,6 +307,12 @@ def test_bench_pusht_smoke(tmp_path):
     assert (res["ours"]["state_topic"], res["ours"]["state_field"]) == ("/joint_states", "velocity")
     pdc = wm["config"]["pose_dynamics"]
     assert pdc["frame"] == ["block", "block_tip"] and pdc["substeps"] == 5 and pdc["metrics"]["steps"] == 2
+    # ... and sees the arena's four walls, read from the env, in the poses' units
+    assert len(pdc["walls"]) == 4 and res["ours"]["pose_dynamics_walls"] == pdc["walls"]
+    # (the env's segments at 5 and 506 px, radius 2: surfaces at 7 and 504 px, normals into the arena)
+    for x, y, nx, ny in pdc["walls"]:
+        at = x if nx else y
+        assert abs(nx) + abs(ny) == 1.0 and at == pytest.approx(0.007 if nx + ny > 0 else 0.504, abs=1e-9)
     assert set(pdc["metrics"]["val_step_error_mm"]["predicted"]) == {"agent", "block", "block_tip"}
 
     # The agent's joint state (position, velocity; x POSE_SCALE) per frame, and the state-model bound on it.
@@ -328,8 +334,7 @@ def test_bench_pusht_smoke(tmp_path):
             "state model (true state, learned dynamics; protocol CEM)",
             "state model (true state, learned dynamics; node budget)",
             "our perception + state model (protocol CEM)", "our perception + state model (node budget)",
-            "ours + the agent's joint position at the start (pose dynamics; protocol CEM)",
-            "ours + the agent's joint position at the start and the goal (pose dynamics; protocol CEM)"} <= names
+            "ours + the agent's joint position at the start (pose dynamics; protocol CEM)"} <= names
     for row in res["planners"].values():
         r = row["offsets"]["25"]
         assert r["episodes"] == 1 and r["successes"] in (0, 1)

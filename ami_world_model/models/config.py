@@ -6,6 +6,7 @@ Size factories: ``WorldModelConfig.tiny()`` (the default, trains and plans on a 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
@@ -155,6 +156,12 @@ class PoseDynamicsConfig:
     depth: int = 3  # hidden layers
     substeps: int = 1  # records per model step (the frame skip); the step's command is held through them
     planar_state: bool = True  # rotate the state's (x, y) pairs into the body frame with the command
+    # Fixed walls the body can be pushed against, each [x, y, nx, ny]: a point on its surface and its normal
+    # pointing into the workspace (the positions' units). The head sees each as the vector from the body's
+    # origin to the wall, in the body frame, its length clipped at ``wall_range``: contact with a wall depends
+    # on where it lies in the body frame, which the body's relative features cannot see.
+    walls: List[List[float]] = field(default_factory=list)
+    wall_range: float = 0.2
     in_mean: List[float] = field(default_factory=list)  # feature normalisation (measured on the data)
     in_std: List[float] = field(default_factory=list)
     out_std: List[float] = field(default_factory=list)  # scale of each output (measured on the data)
@@ -165,6 +172,12 @@ class PoseDynamicsConfig:
             raise ConfigError(f"PoseDynamicsConfig.frame must name two different objects, got {self.frame}")
         if self.hidden < 1 or self.depth < 1 or self.substeps < 1:
             raise ConfigError(f"PoseDynamicsConfig: hidden, depth and substeps must be positive, got {self}")
+        for w in self.walls:
+            if len(w) != 4 or not all(math.isfinite(x) for x in w) or math.hypot(w[2], w[3]) == 0:
+                raise ConfigError(f"PoseDynamicsConfig.walls: each wall is [x, y, nx, ny], finite, with a non-zero "
+                                  f"normal; got {w}")
+        if not self.wall_range > 0:
+            raise ConfigError(f"PoseDynamicsConfig.wall_range must be > 0, got {self.wall_range}")
         if len(self.in_mean) != len(self.in_std) or any(not s > 0 for s in self.in_std + self.out_std):
             raise ConfigError("PoseDynamicsConfig: in_mean/in_std must pair up and in_std/out_std be positive")
 
@@ -175,7 +188,7 @@ class PoseDynamicsConfig:
     def sizes(self, objects: int, state_dim: int, action_dim: int) -> Tuple[int, int]:
         """(features, outputs): other objects' positions, state and command in; their displacements, the
         body's displacement and turn, and the next state out."""
-        return 2 * (objects - 2) + state_dim + action_dim, 2 * (objects - 2) + 3 + state_dim
+        return 2 * (objects - 2) + state_dim + action_dim + 2 * len(self.walls), 2 * (objects - 2) + 3 + state_dim
 
 
 @dataclass

@@ -11,6 +11,10 @@ positions, same eyes and budget). This head is that MLP, with two inductive bias
   displacements, the body's displacement and turn, the next state) rotated back. A push learned at one place
   and angle then holds at all of them, which an MLP on world coordinates must learn separately for each.
   The heading point moves rigidly with the origin, so the body keeps its shape over a rollout.
+- **Fixed walls, where there are any** (``walls``): the body frame makes the head blind to where it is, and a
+  push against a wall ends differently from one in the open. Each wall enters as the vector from the origin to
+  it, in the body frame, clipped at ``wall_range``; beyond that range the head is as translation-invariant as
+  without walls. On PushT most of the head's error was at the arena's walls (benchmarks/pusht/README.md, run 15).
 
 Positions are the read-out's (metres, ``ReadoutConfig.names`` order); the state is the model's proprioceptive
 state (``StateSpec``, e.g. joint velocities: the tool's velocity carries how the last commands move it on).
@@ -74,7 +78,18 @@ class PoseDynamics(nn.Module):
         if self.state_dim:
             parts.append(rotate(state, c, -s) if self.cfg.planar_state else state)
         parts.append(rotate(action.to(positions.dtype), c, -s))
+        if self.cfg.walls:
+            parts.append(rotate(self.wall_vectors(origin), c, -s))
         return torch.cat(parts, dim=1)
+
+    def wall_vectors(self, origin: Tensor) -> Tensor:
+        """``[B, 2W]`` from the origin to each wall along its normal (world frame), length clipped at
+        ``wall_range``."""
+        w = torch.as_tensor(self.cfg.walls, dtype=origin.dtype, device=origin.device)  # [W, 4]
+        point, normal = w[:, :2], w[:, 2:] / w[:, 2:].norm(dim=1, keepdim=True)
+        gap = ((point[None] - origin[:, None]) * normal[None]).sum(-1)  # [B, W], negative inside
+        gap = gap.clamp(min=-self.cfg.wall_range, max=self.cfg.wall_range)
+        return (gap[..., None] * normal[None]).flatten(1)
 
     def targets(self, positions: Tensor, state: Optional[Tensor], nxt: Tensor, next_state: Optional[Tensor]
                 ) -> Tensor:

@@ -17,7 +17,7 @@ from typing import List
 
 from ami_world_model.config import ConfigError, ImageSpec
 from ami_world_model.data.episodes import EpisodeSet
-from ami_world_model.models.config import READOUT_KINDS
+from ami_world_model.models.config import READOUT_KINDS, PoseDynamicsConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,6 +74,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="with pose targets: also train read-out-space dynamics (models/pose_dynamics.py) in the "
                       "frame of the rigid body these two read-out objects mark, e.g. block,block_tip")
     pred.add_argument("--pose-dynamics-steps", type=int, default=None, help="optimiser steps of that head")
+    pred.add_argument("--pose-dynamics-wall", action="append", default=[], metavar="X,Y,NX,NY",
+                      help="a fixed wall the body can be pushed against (repeat per wall): a point on its surface "
+                      "and its normal into the workspace, in the poses' units; the head then sees where the walls "
+                      "lie in the body's frame (PushT's arena: benchmarks/pusht/README.md)")
+    pred.add_argument("--pose-dynamics-wall-range", type=float, default=None,
+                      help="how far (the poses' units) the head sees a wall; farther ones read as at that distance")
     bag = p.add_argument_group("rosbag2 input (when --data is a bag directory)")
     bag.add_argument("--image-topic", default=None)
     bag.add_argument("--action-topic", default=None)
@@ -173,7 +179,26 @@ def _pose_dynamics_config(cfg, args: argparse.Namespace):
         if args.pose_dynamics_steps < 1:
             raise SystemExit(f"--pose-dynamics-steps {args.pose_dynamics_steps}: must be >= 1")
         kw["steps"] = args.pose_dynamics_steps
-    return replace(cfg.pose_dynamics, **kw)
+    if args.pose_dynamics_wall:
+        kw["walls"] = [_wall(text) for text in args.pose_dynamics_wall]
+    if args.pose_dynamics_wall_range is not None:
+        kw["wall_range"] = args.pose_dynamics_wall_range
+    out = replace(cfg.pose_dynamics, **kw)
+    try:  # the head's config checks walls and range: said now, before any data is read
+        PoseDynamicsConfig(walls=out.walls, wall_range=out.wall_range)
+    except ConfigError as e:
+        raise SystemExit(f"--pose-dynamics-wall / --pose-dynamics-wall-range: {e}") from None
+    return out
+
+
+def _wall(text: str) -> List[float]:
+    try:
+        wall = [float(x) for x in text.split(",")]
+    except ValueError:
+        wall = []
+    if len(wall) != 4:
+        raise SystemExit(f"--pose-dynamics-wall {text!r}: expected four numbers X,Y,NX,NY")
+    return wall
 
 
 def main(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -32,6 +32,8 @@ class PoseDynamicsTrainConfig:
     hidden: int = 256
     depth: int = 3
     planar_state: bool = True
+    walls: List[List[float]] = field(default_factory=list)  # PoseDynamicsConfig.walls
+    wall_range: float = 0.2
     smooth_l1_beta: float = 0.1  # on normalised outputs
     seed: int = 0
 
@@ -100,7 +102,8 @@ def fit_pose_dynamics(train: EpisodeSet, val: EpisodeSet, objects: List[str], su
     torch.manual_seed(cfg.seed)
     pos, st, act, nxt, nst = transitions(train)
     base = PoseDynamicsConfig(frame=list(cfg.frame), hidden=cfg.hidden, depth=cfg.depth, substeps=substeps,
-                              planar_state=cfg.planar_state)
+                              planar_state=cfg.planar_state, walls=[list(w) for w in cfg.walls],
+                              wall_range=cfg.wall_range)
     state_dim, action_dim = (0 if st is None else st.shape[1]), act.shape[1]
     probe = PoseDynamics(base, objects, state_dim, action_dim)  # unnormalised: measures the scales
     feats = probe.features(pos, st, act)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import numpy as np
 from pusht_bench.swm_loader import make_env
@@ -228,6 +228,26 @@ def collect(bag_dir: Path, heldout_path: Path, episodes: int, steps: int, heldou
 def load_heldout(path: Path) -> Dict[str, np.ndarray]:
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
+
+
+def arena_walls(base: Any) -> List[List[float]]:
+    """The arena's walls as ours' pose-dynamics head takes them (``--pose-dynamics-wall``): per static segment of
+    the env's space, ``[x, y, nx, ny]``, a point on its surface (the segment pushed out by its radius) and its
+    normal into the arena, in the poses' units (px x POSE_SCALE). Read from the env after ``reset``."""
+    import pymunk
+
+    centre = np.full(2, base.window_size / 2.0)
+    walls = []
+    for shape in base.space.static_body.shapes:
+        if not isinstance(shape, pymunk.Segment):
+            continue
+        a, b = np.array(tuple(shape.a), dtype=np.float64), np.array(tuple(shape.b), dtype=np.float64)
+        normal = np.array([a[1] - b[1], b[0] - a[0]]) / np.linalg.norm(b - a)
+        if normal @ (centre - a) < 0:
+            normal = -normal
+        point = a + normal * shape.radius
+        walls.append([float(point[0] * POSE_SCALE), float(point[1] * POSE_SCALE), float(normal[0]), float(normal[1])])
+    return walls
 
 
 def pose_targets(base: Any) -> np.ndarray:

@@ -44,14 +44,16 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
           readout_keep_weight: Optional[float] = None, predictor_width: Optional[int] = None,
           predictor_depth: Optional[int] = None, state_topic: Optional[str] = None, state_field: Optional[str] = None,
           state_joints: Sequence[str] = (), pose_dynamics_frame: Sequence[str] = (),
-          pose_dynamics_steps: Optional[int] = None, readout_lr: Optional[float] = None,
+          pose_dynamics_steps: Optional[int] = None, pose_dynamics_walls: Sequence[Sequence[float]] = (),
+          readout_lr: Optional[float] = None,
           readout_batch_size: Optional[int] = None, image_size: Optional[int] = None,
           patch_size: Optional[int] = None) -> Dict[str, Any]:
     """`ami-wm train encoder` (``--pool``, ``--image-size``, ``--patch-size`` when given) then `ami-wm train
     predictor` (``--predictor-width`` / ``--predictor-depth`` when given; ``--pose-topic`` per pose topic and
     ``--readout-steps``, ``--readout-kind``, ``--readout-keep-weight``, ``--readout-lr`` and
     ``--readout-batch-size`` when there are any; ``--state-topic`` / ``--state-field`` / ``--state-joint`` and
-    ``--pose-dynamics-frame`` / ``--pose-dynamics-steps`` when given); returns the checkpoint stem and timings."""
+    ``--pose-dynamics-frame`` / ``--pose-dynamics-steps`` / ``--pose-dynamics-wall`` (per wall) when given);
+    returns the checkpoint stem and timings."""
     out_dir.mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "-m", "ami_world_model.cli", "train"]
     common = ["--batch-size", str(batch_size), "--seed", str(seed), "--no-progress"]
@@ -68,6 +70,8 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
     if pose_dynamics_frame:
         poses += ["--pose-dynamics-frame", ",".join(pose_dynamics_frame)]
         poses += ["--pose-dynamics-steps", str(pose_dynamics_steps)] if pose_dynamics_steps is not None else []
+        poses += [arg for wall in pose_dynamics_walls
+                  for arg in ("--pose-dynamics-wall", ",".join(repr(float(x)) for x in wall))]
     pooling = ["--pool", str(pool)] if pool is not None else []
     pooling += ["--image-size", str(image_size)] if image_size is not None else []
     pooling += ["--patch-size", str(patch_size)] if patch_size is not None else []
@@ -97,6 +101,7 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
             "predictor_depth": PredictorConfig().depth if predictor_depth is None else predictor_depth,
             "state_topic": state_topic, "state_field": state_field,
             "pose_dynamics_frame": list(pose_dynamics_frame), "pose_dynamics_steps": pose_dynamics_steps,
+            "pose_dynamics_walls": [list(w) for w in pose_dynamics_walls],
             "encoder_metrics": enc, "predictor_metrics": pred}
 
 
