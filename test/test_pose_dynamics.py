@@ -210,6 +210,11 @@ def test_checkpoint_round_trip_and_a_head_the_weights_lack(tmp_path):
     (tmp_path / "wm.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="pose_dynamics.hidden"):
         load_world_model(tmp_path / "wm")
+    meta["config"]["pose_dynamics"]["hidden"] = 8
+    meta["config"]["pose_dynamics"]["walls"] = [[0.0, 0.0, 1.0, 0.0]] * 10 ** 5  # as hostile, in the input layer
+    (tmp_path / "wm.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="pose_dynamics.walls"):
+        load_world_model(tmp_path / "wm")
 
 
 def test_train_predictor_fits_the_head_with_the_model_and_the_cli_refuses_a_bad_frame(tmp_path):

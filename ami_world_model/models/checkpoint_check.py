@@ -111,6 +111,7 @@ def check_world_model_limits(cfg: WorldModelConfig, where: str) -> None:
     _limit(problems, "pose_dynamics.hidden", cfg.pose_dynamics.hidden, MAX_EMBED_DIM)
     _limit(problems, "pose_dynamics.depth", cfg.pose_dynamics.depth, MAX_DEPTH)
     _limit(problems, "pose_dynamics.substeps", cfg.pose_dynamics.substeps, MAX_FRAMES)
+    _limit(problems, "len(pose_dynamics.walls)", len(cfg.pose_dynamics.walls), MAX_ACTION_OR_STATE_DIM)
     _raise(problems, where)
 
 

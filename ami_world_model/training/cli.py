@@ -77,7 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pred.add_argument("--pose-dynamics-wall", action="append", default=[], metavar="X,Y,NX,NY",
                       help="a fixed wall the body can be pushed against (repeat per wall): a point on its surface "
                       "and its normal into the workspace, in the poses' units; the head then sees where the walls "
-                      "lie in the body's frame (PushT's arena: benchmarks/pusht/README.md)")
+                      "lie in the body's frame (PushT's arena: benchmarks/pusht/README.md); write "
+                      "--pose-dynamics-wall=-X,... when X is negative")
     pred.add_argument("--pose-dynamics-wall-range", type=float, default=None,
                       help="how far (the poses' units) the head sees a wall; farther ones read as at that distance")
     bag = p.add_argument_group("rosbag2 input (when --data is a bag directory)")

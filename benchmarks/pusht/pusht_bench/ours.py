@@ -70,8 +70,8 @@ def train(bag: Path, out_dir: Path, encoder_steps: int, predictor_steps: int, fr
     if pose_dynamics_frame:
         poses += ["--pose-dynamics-frame", ",".join(pose_dynamics_frame)]
         poses += ["--pose-dynamics-steps", str(pose_dynamics_steps)] if pose_dynamics_steps is not None else []
-        poses += [arg for wall in pose_dynamics_walls
-                  for arg in ("--pose-dynamics-wall", ",".join(repr(float(x)) for x in wall))]
+        # "=": a wall's first number may be negative, which argparse would take for an option
+        poses += ["--pose-dynamics-wall=" + ",".join(repr(float(x)) for x in wall) for wall in pose_dynamics_walls]
     pooling = ["--pool", str(pool)] if pool is not None else []
     pooling += ["--image-size", str(image_size)] if image_size is not None else []
     pooling += ["--patch-size", str(patch_size)] if patch_size is not None else []
