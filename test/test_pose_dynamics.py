@@ -76,6 +76,27 @@ def _truth(pos: np.ndarray, vel: np.ndarray, a: np.ndarray):
     return np.concatenate([new_agent, new_block, new_tip]), vel
 
 
+def _record(pos: np.ndarray, length: int, policy, step) -> Episode:
+    """One episode of ``length`` periods from ``pos``, the agent still: ``policy(pos) -> command``, ``step`` the
+    cell (``_truth`` or ``_walled_truth``)."""
+    vel = np.zeros(2)
+    ps, vs, acts = [], [], []
+    for _ in range(length):
+        a = policy(pos)
+        ps.append(pos)
+        vs.append(vel)
+        acts.append(a)
+        pos, vel = step(pos, vel, a)
+    return Episode(images=np.zeros((length, 16, 16, 3), np.uint8), actions=np.float32(acts),
+                   states=np.float32(vs), targets=np.float32(ps))
+
+
+def _episode_set(episodes) -> EpisodeSet:
+    spec = ActionSpec(names=["linear.x", "linear.y"], low=[-0.02, -0.02], high=[0.02, 0.02])
+    return EpisodeSet(episodes=list(episodes), action_spec=spec, target_names=list(NAMES),
+                      state_spec=StateSpec(names=["vx", "vy"], mean=[0.0, 0.0], std=[1.0, 1.0]))
+
+
 def _pose_world(episodes: int, length: int = 40, seed: int = 0) -> EpisodeSet:
     rng = np.random.default_rng(seed)
     eps = []
@@ -84,20 +105,10 @@ def _pose_world(episodes: int, length: int = 40, seed: int = 0) -> EpisodeSet:
         theta = rng.uniform(0, 2 * math.pi)
         pos = np.concatenate([block + rng.normal(0, 0.05, 2), block,
                               block + ARM * np.array([math.cos(theta), math.sin(theta)])])
-        vel = np.zeros(2)
         target = block + rng.normal(0, 0.03, 2)  # the agent heads for the block, so it pushes often
-        ps, vs, acts = [], [], []
-        for _ in range(length):
-            a = np.clip(0.3 * (target - pos[0:2]) + rng.normal(0, 0.01, 2), -0.02, 0.02)
-            ps.append(pos)
-            vs.append(vel)
-            acts.append(a)
-            pos, vel = _truth(pos, vel, a)
-        eps.append(Episode(images=np.zeros((length, 16, 16, 3), np.uint8), actions=np.float32(acts),
-                           states=np.float32(vs), targets=np.float32(ps)))
-    spec = ActionSpec(names=["linear.x", "linear.y"], low=[-0.02, -0.02], high=[0.02, 0.02])
-    return EpisodeSet(episodes=eps, action_spec=spec, target_names=list(NAMES),
-                      state_spec=StateSpec(names=["vx", "vy"], mean=[0.0, 0.0], std=[1.0, 1.0]))
+        eps.append(_record(pos, length, lambda p, t=target: np.clip(0.3 * (t - p[0:2]) + rng.normal(0, 0.01, 2),
+                                                                    -0.02, 0.02), _truth))
+    return _episode_set(eps)
 
 
 def test_rotate_and_the_body_frame_outputs_take_a_scene_to_its_successor():
@@ -319,20 +330,9 @@ def _walled_world(episodes: int, length: int = 12, seed: int = 0) -> EpisodeSet:
         theta = rng.uniform(0, 2 * math.pi)
         pos = np.concatenate([block + np.array([0.02, 0.0]) + rng.normal(0, 0.005, 2), block,
                               block + ARM * np.array([math.cos(theta), math.sin(theta)])])
-        vel = np.zeros(2)
-        ps, vs, acts = [], [], []
-        for _ in range(length):
-            a = np.clip(np.array([-0.01, 0.0]) + 0.3 * (pos[2:4] - pos[0:2]) + rng.normal(0, 0.006, 2),
-                        -0.02, 0.02)
-            ps.append(pos)
-            vs.append(vel)
-            acts.append(a)
-            pos, vel = _walled_truth(pos, vel, a)
-        eps.append(Episode(images=np.zeros((length, 16, 16, 3), np.uint8), actions=np.float32(acts),
-                           states=np.float32(vs), targets=np.float32(ps)))
-    spec = ActionSpec(names=["linear.x", "linear.y"], low=[-0.02, -0.02], high=[0.02, 0.02])
-    return EpisodeSet(episodes=eps, action_spec=spec, target_names=list(NAMES),
-                      state_spec=StateSpec(names=["vx", "vy"], mean=[0.0, 0.0], std=[1.0, 1.0]))
+        eps.append(_record(pos, length, lambda p: np.clip(np.array([-0.01, 0.0]) + 0.3 * (p[2:4] - p[0:2])
+                                                          + rng.normal(0, 0.006, 2), -0.02, 0.02), _walled_truth))
+    return _episode_set(eps)
 
 
 def test_walls_are_seen_in_the_body_frame_and_invariance_holds_away_from_them():

@@ -60,6 +60,11 @@ class PoseDynamics(nn.Module):
                              persistent=False)
         self.register_buffer("out_std", torch.tensor(cfg.out_std or [1.0] * n_out, dtype=torch.float32),
                              persistent=False)
+        # The walls' surface points and unit normals [W, 2] each, built once rather than per planning step.
+        walls = torch.tensor(cfg.walls, dtype=torch.float32).reshape(-1, 4)
+        self.register_buffer("wall_points", walls[:, :2].contiguous(), persistent=False)
+        self.register_buffer("wall_normals", walls[:, 2:] / walls[:, 2:].norm(dim=1, keepdim=True),
+                             persistent=False)
 
     def frame_of(self, positions: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """The body's origin ``[B, 2]`` and the cos, sin ``[B]`` of its heading."""
@@ -85,8 +90,7 @@ class PoseDynamics(nn.Module):
     def wall_vectors(self, origin: Tensor) -> Tensor:
         """``[B, 2W]`` from the origin to each wall along its normal (world frame), length clipped at
         ``wall_range``."""
-        w = torch.as_tensor(self.cfg.walls, dtype=origin.dtype, device=origin.device)  # [W, 4]
-        point, normal = w[:, :2], w[:, 2:] / w[:, 2:].norm(dim=1, keepdim=True)
+        point, normal = self.wall_points.to(origin.dtype), self.wall_normals.to(origin.dtype)
         gap = ((point[None] - origin[:, None]) * normal[None]).sum(-1)  # [B, W], negative inside
         gap = gap.clamp(min=-self.cfg.wall_range, max=self.cfg.wall_range)
         return (gap[..., None] * normal[None]).flatten(1)
