@@ -75,7 +75,7 @@ SIZES: Dict[str, Dict[str, Any]] = {
     # minutes, so ~6 with the time-matched peer); to stay within the hour the latent predictor gets 200 steps
     # (400 until run 14), LeWM's protocol rows and the 128 x 10 oracle's are capped at 60 s and 50 s per goal
     # offset (150 and 100 until run 14), and ours + the joint position in the goal too is no longer run (run 14:
-    # 0.84, below the start-only row's 0.86). Run 15: 47.9 min at 175 GFLOP/s (the head 2.9 min of ours' 16.3;
+    # 0.84, below the start-only row's 0.86). Measured: 47.9 min at 175 GFLOP/s (the head 2.9 min of ours' 16.3;
     # the 200 latent-predictor steps saved more than the head's fit cost); about 66 estimated at 125.
     "full": dict(resolution=96, patch=12, episodes=2000, steps=50, heldout_episodes=50, heldout_steps=80,
                  push_fraction=0.0, pool=1, enc_steps=800, readout_steps=12800, readout_kind="spatial",
